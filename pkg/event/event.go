@@ -1,6 +1,21 @@
 // Package event defines the envelope every Samsa topic carries: a
 // CloudEvents-shaped Avro record, written in Avro single-object encoding so
 // that any reader can tell which schema wrote it.
+//
+// An encoded envelope is the value of one Kafka record:
+//
+//	C3 01                  the single-object encoding marker
+//	8 bytes                CRC-64-AVRO fingerprint of the schema's Parsing
+//	                       Canonical Form, little-endian (see Fingerprint)
+//	Avro binary body       a dev.samsa.Envelope record (see Schema)
+//
+// Encode and Decode implement the one schema this package embeds
+// (envelope.avsc) directly, without a generic Avro library, because every
+// service encodes or decodes every event. They are tested against goavro as
+// an independent implementation, and any Avro reader given Schema can decode
+// what Encode writes.
+//
+// Encode, AppendEncode, Decode and Fingerprint are safe for concurrent use.
 package event
 
 import "time"

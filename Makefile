@@ -1,0 +1,63 @@
+# Samsa. `make help` lists the targets.
+SHELL := /bin/bash
+GO    ?= go
+BIN   := bin
+TOOLS := $(CURDIR)/.cache/bin
+export PATH := $(TOOLS):$(PATH)
+
+SERVICES := receiver transformer deliverer control
+GOTEST_FLAGS ?= -race -count=1 -timeout 15m
+
+.PHONY: help dev test test-unit test-faults build bench proto proto-check lint kafka tools fuzz deps clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
+
+dev: build ## the whole platform in one process on the embedded broker, with a demo
+	$(BIN)/samsa dev $(DEV_FLAGS)
+
+deps: ## everything tests need: Kafka jars, PostgreSQL server
+	scripts/kafka.sh fetch
+	scripts/deps.sh
+
+test: deps ## unit and integration tests on a real Kafka broker and PostgreSQL
+	scripts/with-kafka.sh $(GO) test $(GOTEST_FLAGS) ./...
+
+test-unit: ## unit tests only (kfake, no external processes)
+	$(GO) test -short -race -count=1 ./...
+
+build: ## binaries into bin/
+	@mkdir -p $(BIN)
+	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN)/ ./cmd/samsa $(addprefix ./services/,$(SERVICES))
+
+bench: deps ## benchmarks (results belong in docs/benchmarks.md)
+	scripts/with-kafka.sh $(GO) test -run '^$$' -bench . -benchmem ./...
+
+fuzz: ## run every fuzz target for FUZZTIME each (default 1m)
+	scripts/fuzz.sh $${FUZZTIME:-1m}
+
+tools: ## install the pinned code generators and linters into .cache/bin
+	cd tools && GOWORK=off GOBIN=$(TOOLS) $(GO) install \
+	  github.com/bufbuild/buf/cmd/buf \
+	  google.golang.org/protobuf/cmd/protoc-gen-go \
+	  google.golang.org/grpc/cmd/protoc-gen-go-grpc \
+	  github.com/grpc-ecosystem/grpc-gateway/v2/protoc-gen-grpc-gateway \
+	  github.com/grpc-ecosystem/grpc-gateway/v2/protoc-gen-openapiv2 \
+	  honnef.co/go/tools/cmd/staticcheck
+
+proto: tools ## regenerate the samsa.v1 code from proto/
+	cd proto && buf lint && buf generate
+
+proto-check: proto ## fail when the committed generated code is stale
+	@git diff --exit-code -- proto || { echo "generated code in proto/ is stale: run make proto and commit"; exit 1; }
+
+lint: tools ## gofmt, go vet, staticcheck
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+	staticcheck ./...
+
+kafka: ## a real Kafka broker in the foreground on 127.0.0.1:9092
+	scripts/kafka.sh run --port 9092
+
+clean:
+	rm -rf $(BIN)
