@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
+	"strings"
 	"time"
 	"unicode/utf8"
 )
@@ -18,7 +19,10 @@ const maxAttributesHint = 64
 //
 // The input must be exactly one record: the C3 01 marker, the envelope's
 // fingerprint, and the Avro binary body, with nothing after it. Decode does
-// not retain b: Data and every string are copied out of it.
+// not retain b: Data and the strings are copied out of it. To save
+// allocations, the strings of an event (its string fields, attribute keys
+// and values, not Data) are cut from one allocation, which stays in memory
+// as long as any of them does.
 //
 // The decoded event is normalized the way Encode writes events: Time is in
 // UTC, with microsecond precision; a null Subject, Key, TraceParent or
@@ -42,61 +46,147 @@ func Decode(b []byte) (*Event, error) {
 	if fp := binary.LittleEndian.Uint64(b[2:headerLen]); fp != fingerprint {
 		return nil, &UnknownSchemaError{Fingerprint: fp}
 	}
-	e := new(Event)
-	if err := decodeBody(e, b[headerLen:]); err != nil {
+	var stack [attrsOnStack]rawAttr
+	v, err := parse(b[headerLen:], stack[:0])
+	if err != nil {
 		return nil, err
+	}
+	return v.event()
+}
+
+// views is a parsed record body: every field checked, and the variable
+// length ones still slices of the input. Decode parses the whole record
+// before it allocates anything, then copies the strings out in one go.
+type views struct {
+	id, source, typ, subject, key, contentType, traceParent, traceState []byte
+	micros                                                              int64
+	data                                                                []byte
+	attrs                                                               []rawAttr
+}
+
+// rawAttr is one attribute as parsed, before it is copied out.
+type rawAttr struct{ k, v []byte }
+
+// parse parses and checks the Avro binary body of an envelope, reading the
+// fields in the order of the schema. The attributes are appended to attrs.
+// (It returns views by value, rather than filling in a *views, so that
+// attrs can stay on the caller's stack.)
+func parse(b []byte, attrs []rawAttr) (v views, err error) {
+	r := reader{b: b}
+	if v.id, err = r.string(); err != nil {
+		return v, fieldError("id", err)
+	}
+	if v.source, err = r.string(); err != nil {
+		return v, fieldError("source", err)
+	}
+	if v.typ, err = r.string(); err != nil {
+		return v, fieldError("type", err)
+	}
+	if v.subject, err = r.optString(); err != nil {
+		return v, fieldError("subject", err)
+	}
+	if v.micros, err = r.long(); err != nil {
+		return v, fieldError("time", err)
+	}
+	if v.key, err = r.optString(); err != nil {
+		return v, fieldError("key", err)
+	}
+	if v.contentType, err = r.string(); err != nil {
+		return v, fieldError("content_type", err)
+	}
+	if v.data, err = r.bytes(); err != nil {
+		return v, fieldError("data", err)
+	}
+	if v.attrs, err = r.attributes(attrs); err != nil {
+		return v, fieldError("attributes", err)
+	}
+	if v.traceParent, err = r.optString(); err != nil {
+		return v, fieldError("traceparent", err)
+	}
+	if v.traceState, err = r.optString(); err != nil {
+		return v, fieldError("tracestate", err)
+	}
+	if len(r.b) > 0 {
+		return v, fmt.Errorf("event: decode: %w: %d bytes after the end of the record", ErrMalformed, len(r.b))
+	}
+	return v, nil
+}
+
+// event copies the parsed record out of the input into a new Event: the
+// data into its own slice, and all strings into one string that the fields
+// are substrings of.
+func (v *views) event() (*Event, error) {
+	contentType, interned := internContentType(v.contentType)
+	if interned {
+		v.contentType = nil // nothing to copy
+	}
+	strs := [...][]byte{v.id, v.source, v.typ, v.subject, v.key, v.contentType, v.traceParent, v.traceState}
+	n := 0
+	for _, s := range strs {
+		n += len(s)
+	}
+	for _, a := range v.attrs {
+		n += len(a.k) + len(a.v)
+	}
+	var sb strings.Builder
+	sb.Grow(n)
+	for _, s := range strs {
+		sb.Write(s)
+	}
+	for _, a := range v.attrs {
+		sb.Write(a.k)
+		sb.Write(a.v)
+	}
+	// next returns the next string, in the order they were written.
+	all := sb.String()
+	next := func(b []byte) string {
+		s := all[:len(b)]
+		all = all[len(b):]
+		return s
+	}
+
+	e := new(Event)
+	e.ID = next(v.id)
+	e.Source = next(v.source)
+	e.Type = next(v.typ)
+	e.Subject = next(v.subject)
+	e.Key = next(v.key)
+	e.ContentType = next(v.contentType)
+	if interned {
+		e.ContentType = contentType
+	}
+	e.TraceParent = next(v.traceParent)
+	e.TraceState = next(v.traceState)
+	e.Time = time.UnixMicro(v.micros).UTC()
+	if len(v.data) > 0 {
+		e.Data = append([]byte(nil), v.data...)
+	}
+	e.Attributes = make(map[string]string, min(len(v.attrs), maxAttributesHint))
+	for _, a := range v.attrs {
+		k := next(a.k)
+		if _, dup := e.Attributes[k]; dup {
+			return nil, fieldError("attributes", fmt.Errorf("%w: duplicate key %.64q", ErrMalformed, k))
+		}
+		e.Attributes[k] = next(a.v)
 	}
 	return e, nil
 }
 
-// decodeBody decodes the Avro binary body of an envelope into e, reading the
-// fields in the order of the schema.
-func decodeBody(e *Event, b []byte) error {
-	r := reader{b: b}
-	var err error
-	if e.ID, err = r.string(); err != nil {
-		return fieldError("id", err)
+// internContentType returns the common media types as constants, so that
+// nearly every event's content type costs no memory of its own.
+func internContentType(b []byte) (string, bool) {
+	// The compiler compares string(b) without converting b.
+	switch string(b) {
+	case "application/json":
+		return "application/json", true
+	case "application/octet-stream":
+		return "application/octet-stream", true
+	case "text/plain":
+		return "text/plain", true
+	case "application/json; charset=utf-8":
+		return "application/json; charset=utf-8", true
 	}
-	if e.Source, err = r.string(); err != nil {
-		return fieldError("source", err)
-	}
-	if e.Type, err = r.string(); err != nil {
-		return fieldError("type", err)
-	}
-	if e.Subject, err = r.optString(); err != nil {
-		return fieldError("subject", err)
-	}
-	us, err := r.long()
-	if err != nil {
-		return fieldError("time", err)
-	}
-	e.Time = time.UnixMicro(us).UTC()
-	if e.Key, err = r.optString(); err != nil {
-		return fieldError("key", err)
-	}
-	if e.ContentType, err = r.contentType(); err != nil {
-		return fieldError("content_type", err)
-	}
-	data, err := r.bytes()
-	if err != nil {
-		return fieldError("data", err)
-	}
-	if len(data) > 0 {
-		e.Data = append([]byte(nil), data...)
-	}
-	if e.Attributes, err = r.attributes(); err != nil {
-		return fieldError("attributes", err)
-	}
-	if e.TraceParent, err = r.optString(); err != nil {
-		return fieldError("traceparent", err)
-	}
-	if e.TraceState, err = r.optString(); err != nil {
-		return fieldError("tracestate", err)
-	}
-	if len(r.b) > 0 {
-		return fmt.Errorf("event: decode: %w: %d bytes after the end of the record", ErrMalformed, len(r.b))
-	}
-	return nil
+	return "", false
 }
 
 func fieldError(field string, err error) error {
@@ -145,70 +235,47 @@ func (r *reader) bytes() ([]byte, error) {
 	return v, nil
 }
 
-// string reads an Avro string, which must be valid UTF-8.
-func (r *reader) string() (string, error) {
+// string reads an Avro string, which must be valid UTF-8, as a slice of
+// the input.
+func (r *reader) string() ([]byte, error) {
 	b, err := r.bytes()
 	if err != nil {
-		return "", err
+		return nil, err
 	}
 	if !utf8.Valid(b) {
-		return "", fmt.Errorf("%w: %.64q is not valid UTF-8", ErrMalformed, b)
+		return nil, fmt.Errorf("%w: %.64q is not valid UTF-8", ErrMalformed, b)
 	}
-	return string(b), nil
+	return b, nil
 }
 
-// optString reads the union ["null", "string"], returning "" for null.
-func (r *reader) optString() (string, error) {
+// optString reads the union ["null", "string"], returning nil for null.
+func (r *reader) optString() ([]byte, error) {
 	branch, err := r.long()
 	if err != nil {
-		return "", err
+		return nil, err
 	}
 	switch branch {
 	case 0:
-		return "", nil
+		return nil, nil
 	case 1:
 		return r.string()
 	default:
-		return "", fmt.Errorf("%w: union branch %d, want 0 (null) or 1 (string)", ErrMalformed, branch)
+		return nil, fmt.Errorf("%w: union branch %d, want 0 (null) or 1 (string)", ErrMalformed, branch)
 	}
 }
 
-// contentType reads content_type like string, but returns the common media
-// types without allocating: nearly every event carries one of them.
-func (r *reader) contentType() (string, error) {
-	b, err := r.bytes()
-	if err != nil {
-		return "", err
-	}
-	// The compiler compares string(b) without converting b.
-	switch string(b) {
-	case "application/json":
-		return "application/json", nil
-	case "application/octet-stream":
-		return "application/octet-stream", nil
-	case "text/plain":
-		return "text/plain", nil
-	case "application/json; charset=utf-8":
-		return "application/json; charset=utf-8", nil
-	}
-	if !utf8.Valid(b) {
-		return "", fmt.Errorf("%w: %.64q is not valid UTF-8", ErrMalformed, b)
-	}
-	return string(b), nil
-}
-
-// attributes reads an Avro map of strings. A map is a series of blocks, each
-// a count of entries and the entries, ended by an empty block; a block may
-// give its count negated, followed by its size in bytes.
-func (r *reader) attributes() (map[string]string, error) {
-	var m map[string]string
+// attributes reads an Avro map of strings, appending its entries to attrs.
+// A map is a series of blocks, each a count of entries and the entries,
+// ended by an empty block; a block may give its count negated, followed by
+// its size in bytes. Duplicate keys are found when the map is built.
+func (r *reader) attributes(attrs []rawAttr) ([]rawAttr, error) {
 	for {
 		count, err := r.long()
 		if err != nil {
 			return nil, err
 		}
 		if count == 0 {
-			break
+			return attrs, nil
 		}
 		size := int64(-1) // unknown, unless the count is negative
 		if count < 0 {
@@ -227,12 +294,9 @@ func (r *reader) attributes() (map[string]string, error) {
 			}
 		}
 		// Every entry takes at least two bytes, the lengths of its key and
-		// value.
+		// value, so the count cannot make attrs grow beyond the input.
 		if count > int64(len(r.b)/2) {
 			return nil, fmt.Errorf("%w: block of %d entries, %d bytes left", ErrTruncated, count, len(r.b))
-		}
-		if m == nil {
-			m = make(map[string]string, min(count, maxAttributesHint))
 		}
 		left := len(r.b)
 		for range count {
@@ -240,21 +304,14 @@ func (r *reader) attributes() (map[string]string, error) {
 			if err != nil {
 				return nil, fmt.Errorf("key: %w", err)
 			}
-			if _, dup := m[k]; dup {
-				return nil, fmt.Errorf("%w: duplicate key %.64q", ErrMalformed, k)
-			}
 			v, err := r.string()
 			if err != nil {
 				return nil, fmt.Errorf("value of %.64q: %w", k, err)
 			}
-			m[k] = v
+			attrs = append(attrs, rawAttr{k, v})
 		}
 		if size >= 0 && int64(left-len(r.b)) != size {
 			return nil, fmt.Errorf("%w: block of %d bytes holds %d bytes of entries", ErrMalformed, size, left-len(r.b))
 		}
 	}
-	if m == nil {
-		m = make(map[string]string)
-	}
-	return m, nil
 }

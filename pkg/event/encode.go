@@ -6,6 +6,7 @@ import (
 	"math"
 	"math/bits"
 	"slices"
+	"strings"
 	"time"
 	"unicode/utf8"
 )
@@ -19,9 +20,13 @@ var (
 	maxTime = time.UnixMicro(math.MaxInt64).Add(time.Microsecond)
 )
 
-// sortedKeysOnStack is how many attribute keys Encode sorts without
-// allocating. Events rarely carry more attributes than this.
-const sortedKeysOnStack = 16
+// attrsOnStack is how many attributes Encode sorts, and Decode parses,
+// in an array on the stack, without allocating for them. Events rarely
+// carry more.
+const attrsOnStack = 16
+
+// attr is one attribute, as Encode collects them to sort them.
+type attr struct{ k, v string }
 
 // Encode returns e in Avro single-object encoding: the C3 01 marker, the
 // schema's fingerprint (see Fingerprint) and the Avro binary encoding of e
@@ -30,20 +35,20 @@ const sortedKeysOnStack = 16
 //
 // The encoding is deterministic: attributes are written sorted by key, so
 // equal events encode to equal bytes. Time is written with microsecond
-// precision; anything finer is truncated. An empty Subject, Key, TraceParent
-// or TraceState is written as null, and a nil Attributes map as an empty
-// map.
+// precision, rounded down. An empty Subject, Key, TraceParent or TraceState
+// is written as null, and a nil Attributes map as an empty map.
 //
 // Encode fails, with an error wrapping ErrInvalid, if e is nil, if a string
 // field, attribute key or attribute value is not valid UTF-8, or if Time is
 // outside the range of timestamp-micros. It allocates the result once, at
 // its exact size; use AppendEncode to reuse a buffer instead.
 func Encode(e *Event) ([]byte, error) {
-	n, err := encodedLen(e)
+	var stack [attrsOnStack]attr
+	n, attrs, err := measure(e, stack[:0])
 	if err != nil {
 		return nil, err
 	}
-	return appendEvent(make([]byte, 0, n), e), nil
+	return appendEvent(make([]byte, 0, n), e, attrs), nil
 }
 
 // AppendEncode appends the encoding of e (see Encode) to dst and returns the
@@ -51,21 +56,23 @@ func Encode(e *Event) ([]byte, error) {
 // buffer (dst[:0]) encodes without allocating once the buffer is large
 // enough. On error, dst is returned unchanged.
 func AppendEncode(dst []byte, e *Event) ([]byte, error) {
-	n, err := encodedLen(e)
+	var stack [attrsOnStack]attr
+	n, attrs, err := measure(e, stack[:0])
 	if err != nil {
 		return dst, err
 	}
-	return appendEvent(slices.Grow(dst, n), e), nil
+	return appendEvent(slices.Grow(dst, n), e, attrs), nil
 }
 
-// encodedLen validates e and returns the exact length of its encoding, so
-// that the encoders can size their buffer once and appendEvent cannot fail.
-func encodedLen(e *Event) (int, error) {
+// measure validates e and returns the exact length of its encoding, so that
+// the encoders can size their buffer once and appendEvent cannot fail, and
+// its attributes appended to attrs, sorted by key.
+func measure(e *Event, attrs []attr) (int, []attr, error) {
 	if e == nil {
-		return 0, fmt.Errorf("event: encode: %w: nil *Event", ErrInvalid)
+		return 0, nil, fmt.Errorf("event: encode: %w: nil *Event", ErrInvalid)
 	}
 	if e.Time.Before(minTime) || !e.Time.Before(maxTime) {
-		return 0, fmt.Errorf("event: encode: field time: %w: %v is out of the range of timestamp-micros",
+		return 0, nil, fmt.Errorf("event: encode: field time: %w: %v is out of the range of timestamp-micros",
 			ErrInvalid, e.Time)
 	}
 	n := headerLen + longLen(e.Time.UnixMicro())
@@ -84,7 +91,7 @@ func encodedLen(e *Event) (int, error) {
 		{"tracestate", e.TraceState, true},
 	} {
 		if !utf8.ValidString(f.s) {
-			return 0, invalidUTF8(f.name, f.s)
+			return 0, nil, invalidUTF8(f.name, f.s)
 		}
 		switch {
 		case !f.nullable:
@@ -102,24 +109,29 @@ func encodedLen(e *Event) (int, error) {
 		n += longLen(int64(len(e.Attributes)))
 		for k, v := range e.Attributes {
 			if !utf8.ValidString(k) {
-				return 0, invalidUTF8("attributes", k)
+				return 0, nil, invalidUTF8("attributes", k)
 			}
 			if !utf8.ValidString(v) {
-				return 0, invalidUTF8("attributes["+k+"]", v)
+				return 0, nil, invalidUTF8("attributes["+k+"]", v)
 			}
 			n += stringLen(k) + stringLen(v)
+			attrs = append(attrs, attr{k, v})
 		}
+		// Go randomizes map order; sorting makes the encoding
+		// deterministic. Keys are unique, so the order is total.
+		slices.SortFunc(attrs, func(a, b attr) int { return strings.Compare(a.k, b.k) })
 	}
-	return n, nil
+	return n, attrs, nil
 }
 
 func invalidUTF8(field, s string) error {
 	return fmt.Errorf("event: encode: field %s: %w: %.64q is not valid UTF-8", field, ErrInvalid, s)
 }
 
-// appendEvent appends the encoding of e, which encodedLen validated, to dst.
-// The fields are written in the order of the schema.
-func appendEvent(dst []byte, e *Event) []byte {
+// appendEvent appends the encoding of e, which measure validated, to dst,
+// with e's attributes as measure sorted them. The fields are written in the
+// order of the schema.
+func appendEvent(dst []byte, e *Event, attrs []attr) []byte {
 	dst = append(dst, header[:]...)
 	dst = appendString(dst, e.ID)
 	dst = appendString(dst, e.Source)
@@ -130,41 +142,19 @@ func appendEvent(dst []byte, e *Event) []byte {
 	dst = appendString(dst, e.ContentType)
 	dst = appendLong(dst, int64(len(e.Data)))
 	dst = append(dst, e.Data...)
-	dst = appendAttributes(dst, e.Attributes)
+	// The attributes map: one block holding every entry, then the empty
+	// block that ends the map.
+	if len(attrs) > 0 {
+		dst = appendLong(dst, int64(len(attrs)))
+		for _, a := range attrs {
+			dst = appendString(dst, a.k)
+			dst = appendString(dst, a.v)
+		}
+	}
+	dst = append(dst, 0) // zig-zag 0: the end of the map
 	dst = appendOptString(dst, e.TraceParent)
 	dst = appendOptString(dst, e.TraceState)
 	return dst
-}
-
-// appendAttributes writes m as an Avro map: one block holding every entry,
-// sorted by key so that the encoding does not depend on Go's random map
-// order, then the empty block that ends the map.
-func appendAttributes(dst []byte, m map[string]string) []byte {
-	switch len(m) {
-	case 0:
-	case 1:
-		dst = appendLong(dst, 1)
-		for k, v := range m {
-			dst = appendString(dst, k)
-			dst = appendString(dst, v)
-		}
-	default:
-		var stack [sortedKeysOnStack]string
-		keys := stack[:0]
-		if len(m) > len(stack) {
-			keys = make([]string, 0, len(m))
-		}
-		for k := range m {
-			keys = append(keys, k)
-		}
-		slices.Sort(keys)
-		dst = appendLong(dst, int64(len(keys)))
-		for _, k := range keys {
-			dst = appendString(dst, k)
-			dst = appendString(dst, m[k])
-		}
-	}
-	return append(dst, 0) // zig-zag 0: the end of the map
 }
 
 // appendOptString writes s as the union ["null", "string"]: branch 0 (null)
