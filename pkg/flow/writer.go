@@ -16,6 +16,16 @@ import (
 // makes their writes take turns.
 const WriterTransactionalID = "samsa-control-flows-writer"
 
+// transactionalID is the id of the writers of topic. Writers of different
+// topics (tests, side-by-side deployments on one cluster) must not fence
+// each other, so any topic but samsa.flows gets an id of its own.
+func transactionalID(topic string) string {
+	if topic == kafka.FlowsTopic {
+		return WriterTransactionalID
+	}
+	return WriterTransactionalID + "." + topic
+}
+
 // Writer is the only way resources are written to samsa.flows. Several
 // control replicas may each hold one; their writes still form one order in
 // which every compare-and-set holds.
@@ -119,7 +129,7 @@ func (w *Writer) client(ctx context.Context) (*kgo.Client, error) {
 		return w.cl, nil
 	}
 	cl, err := w.cfg.NewClient(w.log,
-		kgo.TransactionalID(WriterTransactionalID),
+		kgo.TransactionalID(transactionalID(w.store.topic)),
 		kgo.DefaultProduceTopic(w.store.topic),
 		kgo.RecordPartitioner(kgo.ManualPartitioner()),
 	)
