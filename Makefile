@@ -43,6 +43,7 @@ tools: ## install the pinned code generators and linters into .cache/bin
 	  google.golang.org/grpc/cmd/protoc-gen-go-grpc \
 	  github.com/grpc-ecosystem/grpc-gateway/v2/protoc-gen-grpc-gateway \
 	  github.com/grpc-ecosystem/grpc-gateway/v2/protoc-gen-openapiv2 \
+	  helm.sh/helm/v3/cmd/helm \
 	  honnef.co/go/tools/cmd/staticcheck
 
 proto: tools ## regenerate the samsa.v1 code from proto/

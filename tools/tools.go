@@ -11,5 +11,6 @@ import (
 	_ "github.com/grpc-ecosystem/grpc-gateway/v2/protoc-gen-openapiv2"
 	_ "google.golang.org/grpc/cmd/protoc-gen-go-grpc"
 	_ "google.golang.org/protobuf/cmd/protoc-gen-go"
+	_ "helm.sh/helm/v3/cmd/helm"
 	_ "honnef.co/go/tools/cmd/staticcheck"
 )
