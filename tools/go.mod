@@ -6,8 +6,8 @@ require (
 	github.com/bufbuild/buf v1.75.0
 	github.com/grpc-ecosystem/grpc-gateway/v2 v2.33.0
 	google.golang.org/grpc/cmd/protoc-gen-go-grpc v1.6.2
-	helm.sh/helm/v3 v3.22.0
 	google.golang.org/protobuf v1.36.13-0.20261016172727-e9ee2a76ab8e
+	helm.sh/helm/v3 v3.22.0
 	honnef.co/go/tools v0.8.2
 )
 
