@@ -1,0 +1,11 @@
+package pipeline
+
+import "errors"
+
+var (
+	// ErrNotReady: the pipeline has not joined the group yet (or its
+	// session is being recreated after an error).
+	ErrNotReady = errors.New("transformer not consuming yet")
+	// ErrTooLarge: an output or dead letter does not fit in one Kafka record.
+	ErrTooLarge = errors.New("record too large for Kafka")
+)

@@ -1,0 +1,581 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+	"go.uber.org/zap"
+
+	"github.com/samsa-dev/samsa/pkg/flow"
+	"github.com/samsa-dev/samsa/pkg/kafka"
+	"github.com/samsa-dev/samsa/pkg/script"
+)
+
+// Pipeline is the transformer: one member of the transformer consumer group
+// with one transactional producer. Create it with New and run it with Run.
+type Pipeline struct {
+	cfg        Config
+	kcfg       *kafka.Config
+	store      *flow.Store
+	log        *zap.Logger
+	m          *metrics
+	counters   Counters
+	txnRecords func() []*kgo.Record
+	clientOpts []kgo.Opt
+
+	// Used by the session goroutine only.
+	builder  *builder
+	tbl      *table
+	poison   map[poisonKey]poisonEntry
+	failures int // consecutive failed batches, for the backoff
+
+	// dirty is set by the store's watch; pollCancel interrupts a poll so
+	// that a new topic is subscribed at once.
+	dirty      atomic.Bool
+	pollCancel atomic.Pointer[context.CancelFunc]
+
+	readyMu  sync.Mutex
+	readyErr error
+
+	warnMu   sync.Mutex
+	warnedAt map[string]time.Time
+}
+
+// New returns a pipeline over the flows of store, which the caller runs
+// (several services of one process may share it). reg may be nil.
+func New(cfg Config, kcfg *kafka.Config, store *flow.Store, log *zap.Logger, reg prometheus.Registerer, opts ...Option) (*Pipeline, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("transformer: %w", err)
+	}
+	if err := kcfg.Validate(); err != nil {
+		return nil, fmt.Errorf("transformer: %w", err)
+	}
+	if store == nil {
+		return nil, errors.New("transformer: no flow store")
+	}
+	if log == nil {
+		log = zap.NewNop()
+	}
+	p := &Pipeline{
+		cfg:      cfg.withDefaults(),
+		kcfg:     kcfg,
+		store:    store,
+		log:      log,
+		m:        newMetrics(reg),
+		poison:   map[poisonKey]poisonEntry{},
+		readyErr: ErrNotReady,
+		warnedAt: map[string]time.Time{},
+	}
+	for _, o := range opts {
+		o(p)
+	}
+	sopts := []script.Option{script.WithMaxSteps(p.cfg.ScriptMaxSteps), script.WithTimeout(p.cfg.ScriptTimeout)}
+	if p.cfg.ScriptTimeout == 0 {
+		sopts[1] = script.WithTimeout(100 * time.Millisecond)
+	}
+	p.builder = newBuilder(p.m, sopts...)
+	return p, nil
+}
+
+// Ready reports whether the pipeline is consuming: nil once it has joined
+// the group with a working transactional producer.
+func (p *Pipeline) Ready() error {
+	p.readyMu.Lock()
+	defer p.readyMu.Unlock()
+	return p.readyErr
+}
+
+func (p *Pipeline) setReady(err error) {
+	p.readyMu.Lock()
+	p.readyErr = err
+	p.readyMu.Unlock()
+}
+
+// Run consumes and transforms until ctx is done, then commits the batch in
+// progress (within DrainTimeout), leaves the group and returns nil. Kafka
+// errors do not end it: the session is recreated with a backoff.
+func (p *Pipeline) Run(ctx context.Context) error {
+	// Transforming with a partial view of the flows would commit offsets
+	// for events that flows not yet seen should have had.
+	select {
+	case <-p.store.Ready():
+	case <-ctx.Done():
+		return nil
+	}
+	stop := p.store.Watch(func(flow.Change) { p.kick() })
+	defer stop()
+	p.dirty.Store(true)
+
+	backoff := time.Second
+	for {
+		start := time.Now()
+		err := p.runSession(ctx)
+		if ctx.Err() != nil {
+			p.setReady(ErrNotReady)
+			return nil
+		}
+		p.setReady(fmt.Errorf("%w: %v", ErrNotReady, err))
+		p.m.sessions.Inc()
+		if time.Since(start) > time.Minute {
+			backoff = time.Second
+		}
+		p.log.Error("transformer session failed; starting a new one", zap.Error(err), zap.Duration("backoff", backoff))
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(jitter(backoff)):
+		}
+		backoff = min(backoff*2, 30*time.Second)
+	}
+}
+
+// kick is called by the store's watch on every change to the flows.
+func (p *Pipeline) kick() {
+	p.dirty.Store(true)
+	if c := p.pollCancel.Load(); c != nil {
+		(*c)()
+	}
+}
+
+// currentTable returns the routing table of the store's latest snapshot.
+func (p *Pipeline) currentTable() *table {
+	snap := p.store.Snapshot()
+	if p.tbl == nil || p.tbl.snap != snap {
+		old := p.tbl
+		p.tbl = p.builder.build(snap)
+		p.m.flows.Set(float64(len(p.tbl.flows)))
+		p.logChanges(old, p.tbl)
+	}
+	return p.tbl
+}
+
+func (p *Pipeline) logChanges(old, cur *table) {
+	prev := map[string]*flowRoute{}
+	if old != nil {
+		for _, f := range old.flows {
+			prev[f.name] = f
+		}
+	}
+	for _, f := range cur.flows {
+		o, ok := prev[f.name]
+		delete(prev, f.name)
+		switch {
+		case !ok:
+			p.log.Info("flow started", zap.String("flow", f.name), zap.String("source", f.source), zap.Int64("version", f.version))
+		case o.version != f.version:
+			p.log.Info("flow updated", zap.String("flow", f.name), zap.String("source", f.source), zap.Int64("version", f.version))
+		default:
+			continue
+		}
+		if f.compileErr != nil {
+			p.log.Error("flow does not compile; its events are dead-lettered", zap.String("flow", f.name), zap.Int64("version", f.version), zap.Error(f.compileErr))
+		}
+	}
+	for name := range prev {
+		p.log.Info("flow stopped", zap.String("flow", name))
+	}
+}
+
+// runSession runs one group member and transactional producer until ctx is
+// done (nil) or the session fails (the error).
+func (p *Pipeline) runSession(ctx context.Context) error {
+	tbl := p.currentTable()
+	subscribed := map[string]bool{}
+	for _, t := range tbl.topicList() {
+		subscribed[t] = true
+	}
+	opts, err := p.kcfg.Options(p.log)
+	if err != nil {
+		return err
+	}
+	opts = append(opts,
+		kgo.ConsumerGroup(p.cfg.Group),
+		kgo.ConsumeTopics(tbl.topicList()...),
+		kgo.TransactionalID(p.cfg.TransactionalID),
+		kgo.TransactionTimeout(p.cfg.TransactionTimeout),
+		kgo.SessionTimeout(p.cfg.SessionTimeout),
+		kgo.HeartbeatInterval(min(3*time.Second, p.cfg.SessionTimeout/5)),
+		// Outputs of aborted transactions, ours or an upstream
+		// producer's, must never be seen. (franz-go group consumers
+		// also always require stable offsets, KIP-447: a partition's
+		// new owner waits until the previous owner's transaction
+		// committing its offset is complete.)
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		kgo.OnOffsetsFetched(p.onOffsetsFetched),
+		kgo.AdjustFetchOffsetsFn(p.adjustOffsets),
+		kgo.OnPartitionsRevoked(p.onRevoked),
+		kgo.OnPartitionsLost(p.onRevoked),
+		kgo.RecordPartitioner(outputPartitioner()),
+		kgo.FetchMaxWait(500*time.Millisecond),
+	)
+	opts = append(opts, p.clientOpts...)
+	sess, err := kgo.NewGroupTransactSession(opts...)
+	if err != nil {
+		return fmt.Errorf("transformer: new session: %w", err)
+	}
+	defer func() {
+		// Leaves the group, so that the partitions move at once.
+		sess.Close()
+		p.m.dropAllLag()
+	}()
+	// Initialising the producer id fences a previous incarnation of this
+	// replica and aborts the transaction it may have left open.
+	if _, _, err := sess.Client().ProducerID(ctx); err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return fmt.Errorf("transformer: init producer id: %w", err)
+	}
+	p.setReady(nil)
+	p.log.Info("transformer consuming", zap.String("group", p.cfg.Group), zap.String("transactional_id", p.cfg.TransactionalID), zap.Strings("topics", tbl.topicList()))
+
+	for ctx.Err() == nil {
+		pollCtx, cancel := context.WithCancel(ctx)
+		p.pollCancel.Store(&cancel)
+		if p.dirty.Swap(false) {
+			p.subscribe(sess.Client(), p.currentTable(), subscribed)
+		}
+		fs := sess.PollRecords(pollCtx, p.cfg.MaxBatch)
+		p.pollCancel.Store(nil)
+		cancel()
+		if err := p.fetchErrors(fs); err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return err
+		}
+		if fs.NumRecords() == 0 {
+			continue
+		}
+		if err := p.transact(ctx, sess, fs); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// subscribe makes the client consume exactly the table's topics. Adding a
+// topic or dropping one makes the group rebalance; it is done between
+// transactions.
+func (p *Pipeline) subscribe(cl *kgo.Client, tbl *table, subscribed map[string]bool) {
+	var add, drop []string
+	for t := range tbl.topics {
+		if !subscribed[t] {
+			add = append(add, t)
+			subscribed[t] = true
+		}
+	}
+	for t := range subscribed {
+		if tbl.topics[t] == nil {
+			drop = append(drop, t)
+			delete(subscribed, t)
+		}
+	}
+	if len(add) > 0 {
+		p.log.Info("consuming new source topics", zap.Strings("topics", add))
+		cl.AddConsumeTopics(add...)
+	}
+	if len(drop) > 0 {
+		p.log.Info("no flows left on source topics; no longer consuming them", zap.Strings("topics", drop))
+		cl.PurgeTopicsFromConsuming(drop...)
+	}
+}
+
+// fetchErrors logs fetch errors and returns the one that ends the session.
+func (p *Pipeline) fetchErrors(fs kgo.Fetches) error {
+	var fatal error
+	fs.EachError(func(topic string, partition int32, err error) {
+		switch {
+		case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		case errors.Is(err, kgo.ErrClientClosed):
+			fatal = err
+		default:
+			if p.shouldWarn("fetch/" + topic + "/" + err.Error()) {
+				p.log.Warn("fetch error", zap.String("topic", topic), zap.Int32("partition", partition), zap.Error(err))
+			}
+		}
+	})
+	return fatal
+}
+
+// shouldWarn rate-limits a recurring warning to one a minute.
+func (p *Pipeline) shouldWarn(key string) bool {
+	p.warnMu.Lock()
+	defer p.warnMu.Unlock()
+	if t, ok := p.warnedAt[key]; ok && time.Since(t) < time.Minute {
+		return false
+	}
+	if len(p.warnedAt) > 1000 {
+		clear(p.warnedAt)
+	}
+	p.warnedAt[key] = time.Now()
+	return true
+}
+
+// Commit metadata: every transaction stamps the offsets it commits with
+// the position in samsa.flows of the flows it ran. A replica that is
+// assigned a partition waits until its own store has reached that position
+// before it consumes: so a partition never goes back to an older set of
+// flows when it moves between replicas whose stores are not equally far
+// (which would make a new flow skip records, or a deleted one reappear).
+const metaPrefix = "samsa-flows="
+
+func stampMetadata(flowsOffset int64) func(*kmsg.TxnOffsetCommitRequest) error {
+	meta := metaPrefix + strconv.FormatInt(flowsOffset, 10)
+	return func(req *kmsg.TxnOffsetCommitRequest) error {
+		for i := range req.Topics {
+			for j := range req.Topics[i].Partitions {
+				req.Topics[i].Partitions[j].Metadata = &meta
+			}
+		}
+		return nil
+	}
+}
+
+func parseMetadata(meta *string) int64 {
+	if meta == nil {
+		return 0
+	}
+	s, ok := strings.CutPrefix(*meta, metaPrefix)
+	if !ok {
+		return 0
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil {
+		return 0
+	}
+	return n
+}
+
+// onOffsetsFetched runs when partitions are assigned, before they are
+// consumed: it waits for the flow store to catch up with the flows the
+// partitions' previous owner last ran.
+func (p *Pipeline) onOffsetsFetched(ctx context.Context, _ *kgo.Client, resp *kmsg.OffsetFetchResponse) error {
+	var need int64
+	for _, t := range resp.Topics {
+		for _, pt := range t.Partitions {
+			need = max(need, parseMetadata(pt.Metadata))
+		}
+	}
+	for _, g := range resp.Groups {
+		for _, t := range g.Topics {
+			for _, pt := range t.Partitions {
+				need = max(need, parseMetadata(pt.Metadata))
+			}
+		}
+	}
+	if need == 0 || p.store.Snapshot().Offset >= need {
+		return nil
+	}
+	p.log.Info("waiting for the flow store to reach the flows of the assigned partitions' last commit", zap.Int64("flows_offset", need))
+	return p.store.WaitFor(ctx, need)
+}
+
+// adjustOffsets chooses where a source topic the group has never committed
+// for is read from: the records written since the source's oldest flow
+// was created (minus StartLookback), or the start of the topic when a
+// flow's creation time is unknown.
+func (p *Pipeline) adjustOffsets(_ context.Context, offsets map[string]map[int32]kgo.Offset) (map[string]map[int32]kgo.Offset, error) {
+	snap := p.store.Snapshot()
+	for topic, parts := range offsets {
+		var start kgo.Offset
+		resolved := false
+		for part, o := range parts {
+			if o.EpochOffset().Offset >= 0 {
+				continue // committed
+			}
+			if !resolved {
+				start, resolved = p.startOffset(snap, topic), true
+				p.log.Info("source topic has no committed offset; choosing a start", zap.String("topic", topic), zap.Stringer("start", start))
+			}
+			parts[part] = start
+		}
+	}
+	return offsets, nil
+}
+
+func (p *Pipeline) startOffset(snap *flow.Snapshot, topic string) kgo.Offset {
+	first := firstCreated(snap, topic)
+	if first.IsZero() {
+		return kgo.NewOffset().AtStart()
+	}
+	return kgo.NewOffset().AfterMilli(first.Add(-p.cfg.StartLookback).UnixMilli())
+}
+
+// firstCreated is the creation time of the oldest flow reading topic, zero
+// if unknown.
+func firstCreated(snap *flow.Snapshot, topic string) time.Time {
+	var first time.Time
+	for _, src := range snap.Sources {
+		if SourceTopic(src) != topic {
+			continue
+		}
+		for _, f := range snap.FlowsOf(src.GetName()) {
+			ct := f.GetCreateTime()
+			if ct == nil {
+				return time.Time{}
+			}
+			if t := ct.AsTime(); first.IsZero() || t.Before(first) {
+				first = t
+			}
+		}
+	}
+	return first
+}
+
+func (p *Pipeline) onRevoked(_ context.Context, _ *kgo.Client, parts map[string][]int32) {
+	p.m.dropLag(parts)
+}
+
+// transact processes one poll's records in one transaction. It returns an
+// error only when the session cannot go on.
+func (p *Pipeline) transact(ctx context.Context, sess *kgo.GroupTransactSession, fs kgo.Fetches) error {
+	start := time.Now()
+	// The table is at least as new as the flows of every polled
+	// partition's last commit: onOffsetsFetched waited for them before
+	// the partition could be polled.
+	tbl := p.currentTable()
+	workCtx, cancelWork := p.workContext(ctx)
+	defer cancelWork()
+
+	if err := sess.Begin(); err != nil {
+		return fmt.Errorf("transformer: begin transaction: %w", err)
+	}
+	b := newBatch(workCtx, p, tbl, fs)
+	b.run(sess)
+	if p.txnRecords != nil {
+		for _, r := range p.txnRecords() {
+			sess.Produce(workCtx, r, b.promise)
+		}
+	}
+	flushErr := sess.Client().Flush(workCtx)
+	writeErr := b.err()
+	if writeErr == nil {
+		writeErr = flushErr
+	}
+	endCtx := kgo.PreTxnCommitFnContext(workCtx, stampMetadata(tbl.snap.Offset))
+	committed, err := sess.End(endCtx, kgo.TransactionEndTry(writeErr == nil))
+	p.m.txnTime.Observe(time.Since(start).Seconds())
+	if err != nil {
+		p.m.txns.WithLabelValues("failed").Inc()
+		return fmt.Errorf("transformer: end transaction: %w", errors.Join(err, writeErr))
+	}
+	if !committed {
+		p.m.txns.WithLabelValues("aborted").Inc()
+		if writeErr == nil {
+			// A rebalance: the partitions we keep are re-read from
+			// their committed offsets.
+			p.log.Info("transaction aborted by a rebalance; redoing the batch", zap.Int("records", b.records))
+			return nil
+		}
+		p.writeFailed(workCtx, sess.Client(), tbl, b, writeErr)
+		return nil
+	}
+	p.failures = 0
+	p.m.txns.WithLabelValues("committed").Inc()
+	p.m.batch.Observe(float64(b.records))
+	b.report()
+	return nil
+}
+
+// workContext is not cancelled with ctx, so that the batch in progress can
+// commit during a graceful shutdown, but DrainTimeout after ctx is done.
+func (p *Pipeline) workContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	wctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	stop := context.AfterFunc(ctx, func() {
+		t := time.AfterFunc(p.cfg.DrainTimeout, cancel)
+		context.AfterFunc(wctx, func() { t.Stop() })
+	})
+	return wctx, func() { stop(); cancel() }
+}
+
+// writeFailed handles a batch whose writes failed: it was aborted and its
+// records will be polled again. Records that can never be written (too
+// large for the broker) are remembered, so that the retry dead-letters
+// them; a missing flow topic is created (the fallback of
+// CreateMissingTopics); anything else is retried after a backoff.
+func (p *Pipeline) writeFailed(ctx context.Context, cl *kgo.Client, tbl *table, b *batch, err error) {
+	p.failures++
+	poisoned, missing := b.classifyFailures()
+	for k, e := range poisoned {
+		p.poison[k] = e
+		p.log.Warn("record cannot be written; dead-lettering it on retry",
+			zap.String("flow", k.flow), zap.String("topic", k.topic), zap.Int32("partition", k.partition), zap.Int64("offset", k.offset), zap.String("error", e.msg))
+	}
+	for _, topic := range missing {
+		f := tbl.flowOfTopic(topic)
+		if f == nil || !p.cfg.CreateMissingTopics {
+			p.log.Warn("flow topic missing", zap.String("topic", topic), zap.Bool("create_missing_topics", p.cfg.CreateMissingTopics))
+			continue
+		}
+		if cerr := p.createFlowTopics(ctx, cl, f); cerr != nil {
+			p.log.Error("cannot create missing flow topics", zap.String("flow", f.name), zap.Error(cerr))
+		} else {
+			p.log.Warn("created missing flow topics (they should have been created with the flow)", zap.String("flow", f.name), zap.String("topic", f.outTopic), zap.String("dlq_topic", f.dlqTopic))
+		}
+	}
+	if len(poisoned) > 0 && len(missing) == 0 {
+		return // retry at once: the retry will not write those records
+	}
+	d := jitter(min(time.Duration(p.failures)*time.Second, 30*time.Second))
+	p.log.Warn("transaction aborted after a failed write; retrying", zap.Error(err), zap.Duration("backoff", d))
+	select {
+	case <-ctx.Done():
+	case <-time.After(d):
+	}
+}
+
+// createFlowTopics creates a flow's delivery and dead-letter topics, with
+// the flow's partition count or else the source topic's.
+func (p *Pipeline) createFlowTopics(ctx context.Context, cl *kgo.Client, f *flowRoute) error {
+	parts := f.partitions
+	if parts <= 0 {
+		src, ok := p.store.Snapshot().Sources[f.source]
+		if ok {
+			parts = topicPartitions(ctx, cl, SourceTopic(src))
+		}
+	}
+	month := strconv.FormatInt((30 * 24 * time.Hour).Milliseconds(), 10)
+	return p.kcfg.EnsureTopics(ctx, cl,
+		kafka.TopicSpec{Name: f.outTopic, Partitions: parts, Replication: -1},
+		kafka.TopicSpec{Name: f.dlqTopic, Partitions: parts, Replication: -1, Configs: map[string]*string{"retention.ms": &month}},
+	)
+}
+
+func topicPartitions(ctx context.Context, cl *kgo.Client, topic string) int32 {
+	req := kmsg.NewPtrMetadataRequest()
+	rt := kmsg.NewMetadataRequestTopic()
+	rt.Topic = kmsg.StringPtr(topic)
+	req.Topics = append(req.Topics, rt)
+	resp, err := req.RequestWith(ctx, cl)
+	if err != nil || len(resp.Topics) == 0 || resp.Topics[0].ErrorCode != 0 {
+		return 0
+	}
+	return int32(len(resp.Topics[0].Partitions))
+}
+
+// isPoisonError reports whether a produce error is about the record itself,
+// so that retrying the same record can never succeed.
+func isPoisonError(err error) bool {
+	return errors.Is(err, kerr.MessageTooLarge) || errors.Is(err, kerr.RecordListTooLarge) ||
+		errors.Is(err, kerr.InvalidRecord) || errors.Is(err, kerr.CorruptMessage)
+}
+
+func isMissingTopicError(err error) bool {
+	return errors.Is(err, kerr.UnknownTopicOrPartition) || errors.Is(err, kerr.UnknownTopicID)
+}
+
+func jitter(d time.Duration) time.Duration {
+	return d/2 + time.Duration(rand.Int64N(int64(d)/2+1))
+}
