@@ -95,13 +95,22 @@ var errUnchanged = errors.New("unchanged")
 // reached in time, reads are served from the local view.
 const readTimeout = 2 * time.Second
 
+// ready fails fast until the store has caught up with samsa.flows: an API
+// call should not hang while a replica starts.
+func (r *Resources) ready() error {
+	select {
+	case <-r.store.Ready():
+		return nil
+	default:
+		return ErrNotReady
+	}
+}
+
 // view returns the local view, caught up with samsa.flows if possible, so
 // that a read after a write on another replica sees the write.
 func (r *Resources) view(ctx context.Context) (*Snapshot, error) {
-	select {
-	case <-r.store.Ready():
-	case <-ctx.Done():
-		return nil, ErrNotReady
+	if err := r.ready(); err != nil {
+		return nil, err
 	}
 	cctx, cancel := context.WithTimeout(ctx, readTimeout)
 	defer cancel()
@@ -255,6 +264,9 @@ func (r *Resources) PutFlow(ctx context.Context, in *samsav1.Flow) (*samsav1.Flo
 // whatever is stored; otherwise it must be the stored version. The source's
 // topic and its records are kept.
 func (r *Resources) DeleteSource(ctx context.Context, name string, version int64) error {
+	if err := r.ready(); err != nil {
+		return err
+	}
 	if err := kafka.ValidateName(name); err != nil {
 		return invalid("name", "%v", err)
 	}
@@ -281,6 +293,9 @@ func (r *Resources) DeleteSource(ctx context.Context, name string, version int64
 // DeleteFlow deletes a flow; see DeleteSource. Its delivery and dead-letter
 // topics are kept.
 func (r *Resources) DeleteFlow(ctx context.Context, name string, version int64) error {
+	if err := r.ready(); err != nil {
+		return err
+	}
 	if err := kafka.ValidateName(name); err != nil {
 		return invalid("name", "%v", err)
 	}
@@ -301,6 +316,9 @@ func (r *Resources) DeleteFlow(ctx context.Context, name string, version int64) 
 // every write, so it never undoes a concurrent change to the flow. Pausing
 // a paused flow writes nothing. It returns the flow as stored.
 func (r *Resources) SetPaused(ctx context.Context, name string, paused bool) (*samsav1.Flow, error) {
+	if err := r.ready(); err != nil {
+		return nil, err
+	}
 	var out *samsav1.Flow
 	v, err := r.w.Write(ctx, func(snap *Snapshot) (string, []byte, error) {
 		cur, ok := snap.Flows[name]
@@ -333,10 +351,8 @@ func (r *Resources) SetPaused(ctx context.Context, name string, paused bool) (*s
 // caught up, or an error (a put must not be planned on a stale view, or a
 // provisioner would run for nothing).
 func (r *Resources) writeView(ctx context.Context) (*Snapshot, error) {
-	select {
-	case <-r.store.Ready():
-	case <-ctx.Done():
-		return nil, ErrNotReady
+	if err := r.ready(); err != nil {
+		return nil, err
 	}
 	if err := r.store.CatchUp(ctx); err != nil {
 		return nil, writeErr(err)

@@ -1,0 +1,112 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+
+	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
+	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/encoding/protojson"
+
+	"github.com/samsa-dev/samsa/pkg/telemetry"
+	samsav1 "github.com/samsa-dev/samsa/proto/samsa/v1"
+)
+
+// httpHandler serves REST through the gateway, which calls the in-memory
+// gRPC server: authentication, logging and error mapping are the gRPC
+// interceptors, for both transports.
+func (s *Server) httpHandler(g prometheus.Gatherer) (http.Handler, error) {
+	gw := runtime.NewServeMux(
+		runtime.WithMarshalerOption(runtime.MIMEWildcard, &runtime.JSONPb{
+			MarshalOptions: protojson.MarshalOptions{},
+			// A misspelt field must fail, not be ignored.
+			UnmarshalOptions: protojson.UnmarshalOptions{DiscardUnknown: false},
+		}),
+		runtime.WithIncomingHeaderMatcher(func(k string) (string, bool) {
+			if strings.EqualFold(k, requestIDHeader) {
+				return requestIDKey, true
+			}
+			return runtime.DefaultHeaderMatcher(k)
+		}),
+		// The request id is the only response metadata, and the REST
+		// middleware sets it already.
+		runtime.WithOutgoingHeaderMatcher(func(string) (string, bool) { return "", false }),
+		runtime.WithErrorHandler(gatewayError),
+		runtime.WithDisableHTTPMethodOverride(),
+	)
+	ctx := context.Background()
+	for _, reg := range []func(context.Context, *runtime.ServeMux, *grpc.ClientConn) error{
+		samsav1.RegisterSourceServiceHandler,
+		samsav1.RegisterFlowServiceHandler,
+		samsav1.RegisterTransformServiceHandler,
+	} {
+		if err := reg(ctx, gw, s.gwConn); err != nil {
+			return nil, fmt.Errorf("control: gateway: %w", err)
+		}
+	}
+
+	mux := http.NewServeMux()
+	telemetry.Mount(mux, g, s.health)
+	mux.HandleFunc("GET /openapi.json", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write(samsav1.OpenAPI)
+	})
+	mux.Handle("/v1/", s.limitBody(gw))
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeStatus(w, r, http.StatusNotFound, status.New(codes.NotFound, "no such endpoint: see /openapi.json"))
+	})
+	return withRequestIDHeader(mux), nil
+}
+
+// withRequestIDHeader gives every request an X-Request-Id (the caller's,
+// if usable) and echoes it in the response; the gateway forwards it to the
+// gRPC side, so logs of both carry the same id.
+func withRequestIDHeader(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id := r.Header.Get(requestIDHeader)
+		if !validRequestID(id) {
+			id = newRequestID()
+			r.Header.Set(requestIDHeader, id)
+		}
+		w.Header().Set(requestIDHeader, id)
+		next.ServeHTTP(w, r)
+	})
+}
+
+// limitBody refuses bodies over Config.MaxBodyBytes with 413 before the
+// gateway decodes them.
+func (s *Server) limitBody(next http.Handler) http.Handler {
+	limit := s.cfg.MaxBodyBytes
+	tooLarge := func(w http.ResponseWriter, r *http.Request) {
+		writeStatus(w, r, http.StatusRequestEntityTooLarge,
+			status.New(codes.ResourceExhausted, fmt.Sprintf("request body larger than %d bytes", limit)))
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.ContentLength > limit {
+			tooLarge(w, r)
+			return
+		}
+		if r.Body != nil && r.Body != http.NoBody {
+			b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+			var mbe *http.MaxBytesError
+			switch {
+			case errors.As(err, &mbe):
+				tooLarge(w, r)
+				return
+			case err != nil:
+				writeStatus(w, r, http.StatusBadRequest, status.New(codes.InvalidArgument, "reading the request body: "+err.Error()))
+				return
+			}
+			r.Body = io.NopCloser(bytes.NewReader(b))
+		}
+		next.ServeHTTP(w, r)
+	})
+}
