@@ -1,0 +1,197 @@
+package delivery
+
+import (
+	"context"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"go.uber.org/zap"
+
+	"github.com/samsa-dev/samsa/pkg/dlq"
+	"github.com/samsa-dev/samsa/pkg/kafka"
+	"github.com/samsa-dev/samsa/services/deliverer/destination"
+)
+
+// dlqRecord is the dead letter of an item: its envelope unchanged, the
+// failure in headers (pkg/dlq), and the redrive count it carried.
+func (f *flowRuntime) dlqRecord(it *item, c *flowConfig) *kgo.Record {
+	r := it.result
+	fail := dlq.Failure{
+		Flow:            f.name,
+		Stage:           "deliver",
+		Err:             r.Err,
+		Time:            it.last,
+		Attempts:        it.attempts,
+		Status:          r.Status,
+		Response:        r.Response,
+		FirstAttempt:    it.first,
+		SourceTopic:     it.rec.Topic,
+		SourcePartition: it.rec.Partition,
+		SourceOffset:    it.rec.Offset,
+	}
+	if c != nil {
+		fail.FlowVersion = c.version
+	}
+	h := fail.Headers()
+	for _, oh := range it.rec.Headers {
+		if oh.Key == dlq.HeaderRedriven {
+			h = append(h, oh)
+		}
+	}
+	return &kgo.Record{Topic: kafka.DLQTopic(f.name), Key: it.rec.Key, Value: it.rec.Value, Headers: h}
+}
+
+// ensureDLQ creates the flow's dead-letter topic if it does not exist yet
+// (control normally creates it with the flow), with as many partitions as
+// the delivery topic.
+func (f *flowRuntime) ensureDLQ(ctx context.Context) {
+	f.mu.Lock()
+	ok := f.dlqEnsured
+	f.mu.Unlock()
+	if ok {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	adm := kadm.NewClient(f.d.cl)
+	parts := int32(1)
+	if td, err := adm.ListTopics(ctx, f.topic); err == nil {
+		if d, ok := td[f.topic]; ok && d.Err == nil && len(d.Partitions) > 0 {
+			parts = int32(len(d.Partitions))
+		}
+	}
+	err := f.d.kcfg.EnsureTopics(ctx, f.d.cl, kafka.TopicSpec{
+		Name: kafka.DLQTopic(f.name), Partitions: parts, Replication: -1,
+		Configs: map[string]*string{"retention.ms": kadm.StringPtr("2592000000")}, // 30 days
+	})
+	if err != nil {
+		f.log.Warn("cannot make sure the dead-letter topic exists", zap.String("topic", kafka.DLQTopic(f.name)), zap.Error(err))
+		return
+	}
+	f.mu.Lock()
+	f.dlqEnsured = true
+	f.mu.Unlock()
+}
+
+// deadLetter writes dead letters of a non-transactional destination; each
+// item is done (its offset committable) once its write is acknowledged.
+func (f *flowRuntime) deadLetter(items []*item, typ string) {
+	f.ensureDLQ(f.ctx)
+	f.mu.Lock()
+	c := f.conf
+	recs := make([]*kgo.Record, len(items))
+	for i, it := range items {
+		recs[i] = f.dlqRecord(it, c)
+	}
+	f.mu.Unlock()
+	for i, rec := range recs {
+		f.produceDLQ(rec, items[i], typ)
+	}
+}
+
+func (f *flowRuntime) produceDLQ(rec *kgo.Record, it *item, typ string) {
+	f.d.cl.Produce(f.ctx, rec, func(_ *kgo.Record, err error) {
+		if err != nil && f.ctx.Err() == nil {
+			// Not acknowledged: the offset stays uncommitted, so the
+			// partition waits here. Try again; nothing is dropped.
+			f.log.Error("dead letter not written; retrying", zap.String("topic", rec.Topic),
+				zap.Int32("partition", it.rec.Partition), zap.Int64("offset", it.rec.Offset), zap.Error(err))
+			time.AfterFunc(time.Second, func() { f.produceDLQ(rec, it, typ) })
+			return
+		}
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		f.dlqPending--
+		p := it.lane.p
+		if p.gone {
+			return
+		}
+		p.inFlight--
+		if err != nil {
+			return // stopping: the event will be delivered again
+		}
+		it.done = true
+		f.countDeadLetterLocked(typ)
+		f.releaseLocked(p)
+		f.poke()
+	})
+}
+
+// finishTxn applies the outcomes of a batch of a transactional destination:
+// what was delivered and what is dead-lettered commits in one transaction
+// with the offsets they allow, or nothing does.
+func (f *flowRuntime) finishTxn(b *batch, results []destination.Result) {
+	now := time.Now()
+	f.mu.Lock()
+	dec := f.decideLocked(b, results, now)
+	var dead []*kgo.Record
+	finishing := false
+	for i, it := range b.items {
+		switch dec[i].act {
+		case actDone:
+			it.finishing, finishing = true, true
+		case actDLQ:
+			it.finishing, finishing = true, true
+			dead = append(dead, f.dlqRecord(it, b.conf))
+		}
+	}
+	var offsets map[string]map[int32]kgo.EpochOffset
+	if finishing {
+		offsets = map[string]map[int32]kgo.EpochOffset{}
+		for _, p := range f.parts {
+			if p.gone {
+				continue
+			}
+			if wm, epoch := p.wmIfFinishing(); wm >= 0 && wm > p.committed {
+				if offsets[f.topic] == nil {
+					offsets[f.topic] = map[int32]kgo.EpochOffset{}
+				}
+				offsets[f.topic][p.id] = kgo.EpochOffset{Epoch: epoch, Offset: wm}
+			}
+		}
+	}
+	for _, it := range b.items {
+		it.finishing = false
+	}
+	member := f.d.member()
+	f.mu.Unlock()
+
+	var err error
+	// The commit must not be cut off halfway (its outcome would be
+	// unknown), so it does not use the runtime's context.
+	ctx, cancel := context.WithTimeout(context.Background(), b.conf.pol.timeout+10*time.Second)
+	if finishing {
+		if len(dead) > 0 {
+			f.ensureDLQ(ctx)
+		}
+		err = b.conf.dest.txn.Commit(ctx, dead, offsets, member)
+	} else if aerr := b.conf.dest.txn.Abort(ctx); aerr != nil {
+		f.log.Warn("aborting a transaction with nothing to commit failed", zap.Error(aerr))
+	}
+	cancel()
+
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err != nil {
+		f.log.Warn("transaction not committed; the batch will be attempted again", zap.Int("events", len(b.items)), zap.Error(err))
+		f.setErrorLocked("deliver", "transaction: "+err.Error(), "")
+		f.d.m.commits.WithLabelValues("failed").Inc()
+		for i := range dec {
+			if dec[i].act == actDone || dec[i].act == actDLQ {
+				dec[i] = decision{act: actRetry, delay: b.conf.pol.backoff(1)}
+			}
+		}
+	} else if finishing {
+		f.d.m.commits.WithLabelValues("ok").Inc()
+		for _, ps := range offsets {
+			for id, o := range ps {
+				if p := f.parts[id]; p != nil && o.Offset > p.committed {
+					p.committed = o.Offset
+				}
+			}
+		}
+	}
+	f.applyLocked(b, dec, true)
+	f.releaseBatchLocked(b)
+}

@@ -1,0 +1,759 @@
+package delivery
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+	"go.uber.org/zap"
+	"golang.org/x/time/rate"
+
+	"github.com/samsa-dev/samsa/pkg/event"
+	"github.com/samsa-dev/samsa/pkg/kafka"
+	"github.com/samsa-dev/samsa/pkg/stats"
+	samsav1 "github.com/samsa-dev/samsa/proto/samsa/v1"
+	"github.com/samsa-dev/samsa/services/deliverer/destination"
+)
+
+// gateTick is how often a flow re-evaluates its maintenance windows, its
+// ramp-up and an open breaker, whatever else happens.
+const gateTick = 100 * time.Millisecond
+
+// flowConfig is one version of a flow as the deliverer runs it.
+type flowConfig struct {
+	flow    *samsav1.Flow // secrets opened
+	version int64
+	pol     policy
+	paused  bool
+	dest    *destHandle // nil when the destination could not be built
+	err     error       // why dest is nil
+}
+
+// destHandle is a destination shared by the batches that use it; it is
+// closed once replaced and no batch uses it any more.
+type destHandle struct {
+	d    destination.Destination
+	txn  destination.Transactional // non-nil for transactional destinations
+	typ  string                    // "http", "kafka", "postgres"
+	caps destination.Capabilities
+	refs sync.WaitGroup
+}
+
+func (h *destHandle) retire(log *zap.Logger) {
+	go func() {
+		h.refs.Wait()
+		if err := h.d.Close(); err != nil {
+			log.Warn("closing a replaced destination failed", zap.Error(err))
+		}
+	}()
+}
+
+// flowRuntime delivers one flow's events: it holds the flow's assigned
+// partitions, their lanes and the queue of lanes ready to go, and runs a
+// dispatcher that starts batches as the gate (pause, maintenance), the
+// breaker, the in-flight cap and the rate limit allow.
+type flowRuntime struct {
+	d     *Deliverer
+	name  string
+	topic string
+	log   *zap.Logger
+
+	ctx    context.Context // canceled when the runtime ends: aborts attempts
+	cancel context.CancelFunc
+	stop   chan struct{} // closed to stop dispatching (drain)
+	wake   chan struct{}
+	done   chan struct{} // closed when the dispatcher returned
+	wg     sync.WaitGroup
+
+	mu              sync.Mutex
+	conf            *flowConfig // nil: the flow is not (or no longer) in the store
+	parts           map[int32]*partition
+	ready           laneQueue
+	buffered        int
+	inFlightBatches int
+	inFlightItems   int
+	dlqPending      int
+	retrying        int
+	brk             breaker
+	limiter         *rate.Limiter
+	limiterRate     rate.Limit
+	held            bool
+	holdReason      string
+	releasedAt      time.Time // when the last hold ended, for the ramp-up
+	topicPaused     bool
+	stopped         bool
+	lastErr         string
+	lastErrAt       time.Time
+	delivered       int64
+	deadLettered    int64
+	retries         int64
+	dlqEnsured      bool
+}
+
+func newFlowRuntime(d *Deliverer, name string) *flowRuntime {
+	ctx, cancel := context.WithCancel(context.Background())
+	f := &flowRuntime{
+		d: d, name: name, topic: kafka.DeliveryTopic(name),
+		log:    d.log.With(zap.String("flow", name)),
+		ctx:    ctx,
+		cancel: cancel,
+		stop:   make(chan struct{}),
+		wake:   make(chan struct{}, 1),
+		done:   make(chan struct{}),
+		parts:  map[int32]*partition{},
+		held:   true, // until a configuration arrives
+	}
+	go f.dispatch()
+	return f
+}
+
+func (f *flowRuntime) poke() {
+	select {
+	case f.wake <- struct{}{}:
+	default:
+	}
+}
+
+// setConfig installs a new version of the flow (nil: deleted).
+func (f *flowRuntime) setConfig(c *flowConfig) {
+	f.mu.Lock()
+	old := f.conf
+	f.conf = c
+	if c != nil {
+		f.brk.configure(c.pol.failureThreshold, c.pol.openDuration)
+		if c.pol.rate > 0 {
+			if f.limiter == nil {
+				f.limiter = rate.NewLimiter(c.pol.rate, c.pol.burst)
+			} else {
+				f.limiter.SetBurst(c.pol.burst)
+			}
+			f.limiterRate = -1 // re-apply with the ramp at the next evaluation
+		} else {
+			f.limiter = nil
+		}
+		if c.err != nil {
+			f.setErrorLocked("config", c.err.Error(), "")
+		}
+	}
+	f.evaluateLocked(time.Now())
+	f.mu.Unlock()
+	if old != nil && old.dest != nil && (c == nil || c.dest != old.dest) {
+		old.dest.retire(f.log)
+	}
+	f.poke()
+}
+
+func (f *flowRuntime) setErrorLocked(stage, msg, eventID string) {
+	now := time.Now()
+	f.lastErr, f.lastErrAt = msg, now
+	f.d.rec.Error(f.name, stage, msg, eventID, now)
+}
+
+// evaluateLocked decides whether delivery is held (paused, in a maintenance
+// window, or without a usable configuration), pauses or resumes fetching
+// the topic accordingly, and applies the ramp-up to the rate limit.
+func (f *flowRuntime) evaluateLocked(now time.Time) {
+	c := f.conf
+	held, why := false, ""
+	maint := false
+	switch {
+	case c == nil:
+		held, why = true, "deleted"
+	case c.dest == nil:
+		held, why = true, "invalid configuration"
+	case c.paused:
+		held, why = true, "paused"
+	default:
+		if name, _, on := c.pol.maintenance(f.d.clock.Now()); on {
+			held, why, maint = true, "maintenance window "+name, true
+		}
+	}
+	if held != f.held {
+		if held {
+			f.log.Info("delivery held", zap.String("reason", why))
+		} else {
+			f.log.Info("delivery resumed", zap.String("after", f.holdReason))
+			f.releasedAt = now
+		}
+		f.held = held
+	}
+	f.holdReason = why
+	pausedGauge := 0.0
+	if held && c != nil {
+		pausedGauge = 1
+	}
+	f.d.m.paused.WithLabelValues(f.name).Set(pausedGauge)
+	maintGauge := 0.0
+	if maint {
+		maintGauge = 1
+	}
+	f.d.m.maintenance.WithLabelValues(f.name).Set(maintGauge)
+
+	wantPause := held || f.buffered >= f.d.cfg.MaxBufferedPerFlow
+	if f.d.cl != nil && wantPause != f.topicPaused {
+		if wantPause {
+			f.d.cl.PauseFetchTopics(f.topic)
+		} else {
+			f.d.cl.ResumeFetchTopics(f.topic)
+		}
+		f.topicPaused = wantPause
+	}
+
+	if f.limiter != nil && c != nil {
+		want := c.pol.rate * rate.Limit(f.rampLocked(now, c))
+		if want != f.limiterRate {
+			f.limiter.SetLimitAt(now, want)
+			f.limiterRate = want
+		}
+	}
+}
+
+// rampLocked is the share of the full rate allowed now.
+func (f *flowRuntime) rampLocked(now time.Time, c *flowConfig) float64 {
+	if f.releasedAt.IsZero() {
+		return 1
+	}
+	fr := c.pol.rampFraction(now.Sub(f.releasedAt))
+	if fr >= 1 {
+		f.releasedAt = time.Time{}
+	}
+	return fr
+}
+
+// batch is a set of items attempted together.
+type batch struct {
+	items []*item
+	conf  *flowConfig
+	lanes []*lane
+	probe bool
+}
+
+// dispatch starts batches until the runtime stops.
+func (f *flowRuntime) dispatch() {
+	defer close(f.done)
+	tick := time.NewTicker(gateTick)
+	defer tick.Stop()
+	for {
+		b := f.next()
+		if b == nil {
+			select {
+			case <-f.stop:
+				return
+			case <-f.ctx.Done():
+				return
+			case <-f.wake:
+			case <-tick.C:
+				f.mu.Lock()
+				f.evaluateLocked(time.Now())
+				f.mu.Unlock()
+			}
+			continue
+		}
+		if lim := f.limiterFor(b); lim != nil {
+			if err := lim.WaitN(f.ctx, len(b.items)); err != nil {
+				f.unlaunch(b)
+				continue
+			}
+			// The gate may have closed while we waited.
+			f.mu.Lock()
+			f.evaluateLocked(time.Now())
+			held := f.held || f.stopped
+			f.mu.Unlock()
+			if held {
+				f.unlaunch(b)
+				continue
+			}
+		}
+		go f.run(b)
+	}
+}
+
+func (f *flowRuntime) limiterFor(b *batch) *rate.Limiter {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if b.conf.pol.rate <= 0 {
+		return nil
+	}
+	return f.limiter
+}
+
+// next takes the next batch, or returns nil when nothing may start now.
+func (f *flowRuntime) next() *batch {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.stopped {
+		return nil
+	}
+	now := time.Now()
+	f.evaluateLocked(now)
+	c := f.conf
+	if f.held || c == nil || c.dest == nil || f.ready.len() == 0 {
+		return nil
+	}
+	caps := c.dest.caps
+	maxConc := c.pol.maxInFlight
+	if caps.MaxConcurrency > 0 && caps.MaxConcurrency < maxConc {
+		maxConc = caps.MaxConcurrency
+	}
+	if c.pol.rate <= 0 {
+		// Without a rate limit, the ramp-up applies to concurrency.
+		maxConc = max(1, int(math.Ceil(float64(maxConc)*f.rampLocked(now, c))))
+	}
+	if f.inFlightBatches >= maxConc {
+		return nil
+	}
+	ok, probe := f.brk.allow(now)
+	f.d.m.breaker.WithLabelValues(f.name).Set(float64(f.brk.state))
+	if !ok {
+		return nil
+	}
+	maxItems := max(1, caps.MaxBatch)
+	if probe {
+		maxItems = 1
+	}
+	if c.pol.rate > 0 && f.limiter != nil && f.limiter.Burst() < maxItems {
+		maxItems = max(1, f.limiter.Burst())
+	}
+	b := &batch{conf: c, probe: probe}
+	for len(b.items) < maxItems {
+		l := f.ready.pop()
+		if l == nil {
+			break
+		}
+		if l.p.revoking || l.busy || l.waiting {
+			continue
+		}
+		it := l.next()
+		if it == nil {
+			continue
+		}
+		l.busy = true
+		b.lanes = append(b.lanes, l)
+		for i := l.head; i < len(l.items) && len(b.items) < maxItems; i++ {
+			it := l.items[i]
+			if it.finished {
+				continue
+			}
+			it.inFlight = true
+			l.p.inFlight++
+			b.items = append(b.items, it)
+			if !caps.OrderedBatch {
+				break
+			}
+		}
+	}
+	if len(b.items) == 0 {
+		return nil
+	}
+	if probe {
+		f.brk.probeStarted()
+	}
+	f.inFlightBatches++
+	f.inFlightItems += len(b.items)
+	c.dest.refs.Add(1)
+	f.wg.Add(1)
+	return b
+}
+
+// unlaunch puts a batch that was taken but not started back.
+func (f *flowRuntime) unlaunch(b *batch) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, it := range b.items {
+		it.inFlight = false
+		it.lane.p.inFlight--
+	}
+	f.releaseBatchLocked(b)
+}
+
+func (f *flowRuntime) releaseBatchLocked(b *batch) {
+	if b.probe {
+		f.brk.probeDone()
+	}
+	for _, l := range b.lanes {
+		l.busy = false
+		if !l.p.gone && l.dispatchable() {
+			f.ready.push(l)
+		}
+	}
+	f.inFlightBatches--
+	f.inFlightItems -= len(b.items)
+	b.conf.dest.refs.Done()
+	f.wg.Done()
+	f.poke()
+}
+
+// run attempts a batch and records the outcomes.
+func (f *flowRuntime) run(b *batch) {
+	results := make([]destination.Result, len(b.items))
+	items := make([]destination.Item, 0, len(b.items))
+	idx := make([]int, 0, len(b.items))
+	for i, it := range b.items {
+		if it.ev == nil {
+			results[i] = destination.Result{Class: destination.Permanent, Status: "decode", Err: "undecodable envelope: " + it.decodeErr.Error()}
+			continue
+		}
+		items = append(items, destination.Item{Event: it.ev, Record: it.rec, Attempt: it.attempts + 1})
+		idx = append(idx, i)
+	}
+	if len(items) > 0 {
+		res := make([]destination.Result, len(items))
+		ctx, cancel := context.WithTimeout(f.ctx, b.conf.pol.timeout)
+		b.conf.dest.d.Deliver(ctx, items, res)
+		cancel()
+		for j, i := range idx {
+			results[i] = res[j]
+		}
+	}
+	if b.conf.dest.txn != nil {
+		f.finishTxn(b, results)
+		return
+	}
+	f.finish(b, results)
+}
+
+// action is what happens to an item after an attempt.
+type action uint8
+
+const (
+	actIgnore  action = iota // the partition moved away
+	actDone                  // delivered
+	actDLQ                   // dead-letter it
+	actRetry                 // retry after a delay
+	actRequeue               // try again at once, the attempt does not count
+)
+
+type decision struct {
+	act   action
+	delay time.Duration
+}
+
+// decideLocked classifies the outcomes of a batch and updates the items'
+// attempt records and the breaker.
+func (f *flowRuntime) decideLocked(b *batch, results []destination.Result, now time.Time) []decision {
+	out := make([]decision, len(b.items))
+	typ := b.conf.dest.typ
+	pol := &b.conf.pol
+	for i, it := range b.items {
+		r := results[i]
+		if it.lane.p.gone {
+			out[i] = decision{act: actIgnore}
+			continue
+		}
+		if r.Class == destination.Requeue {
+			out[i] = decision{act: actRequeue}
+			continue
+		}
+		if it.attempts == 0 {
+			it.first = now
+		}
+		it.attempts++
+		it.last = now
+		it.result = r
+		f.d.m.attempts.WithLabelValues(f.name, typ).Inc()
+		switch r.Class {
+		case destination.Success:
+			f.brk.success()
+			out[i] = decision{act: actDone}
+		case destination.Permanent:
+			f.d.m.failures.WithLabelValues(f.name, typ, "permanent", reason(r)).Inc()
+			out[i] = decision{act: actDLQ}
+		default: // Retryable
+			f.d.m.failures.WithLabelValues(f.name, typ, "retryable", reason(r)).Inc()
+			down := false
+			if !r.Throttled {
+				down = f.brk.failure(now)
+			}
+			if !down && pol.exhausted(it.attempts, it.first, now) {
+				it.result.Err = fmt.Sprintf("retries exhausted after %d attempts in %s; last error: %s",
+					it.attempts, now.Sub(it.first).Round(time.Millisecond), r.Err)
+				out[i] = decision{act: actDLQ}
+				continue
+			}
+			out[i] = decision{act: actRetry, delay: pol.retryDelay(it.attempts, r.RetryAfter)}
+		}
+	}
+	f.d.m.breaker.WithLabelValues(f.name).Set(float64(f.brk.state))
+	return out
+}
+
+// finish applies the outcomes of a batch of a non-transactional destination.
+func (f *flowRuntime) finish(b *batch, results []destination.Result) {
+	now := time.Now()
+	f.mu.Lock()
+	dec := f.decideLocked(b, results, now)
+	var dead []*item
+	for i, it := range b.items {
+		if dec[i].act == actDLQ {
+			dead = append(dead, it)
+		}
+	}
+	f.applyLocked(b, dec, false)
+	f.releaseBatchLocked(b)
+	f.mu.Unlock()
+	if len(dead) > 0 {
+		f.deadLetter(dead, b.conf.dest.typ)
+	}
+}
+
+// applyLocked applies decisions. committed: dead letters were written in
+// the same transaction (they are done already).
+func (f *flowRuntime) applyLocked(b *batch, dec []decision, committed bool) {
+	typ := b.conf.dest.typ
+	for i, it := range b.items {
+		it.inFlight = false
+		p := it.lane.p
+		if !p.gone {
+			p.inFlight--
+		}
+		switch dec[i].act {
+		case actIgnore:
+		case actDone:
+			it.finished, it.done = true, true
+			f.delivered++
+			f.d.m.delivered.WithLabelValues(f.name, typ).Inc()
+			f.d.rec.Add(f.name, stats.Counts{Delivered: 1})
+			if it.ev != nil && !it.ev.Time.IsZero() {
+				lat := time.Since(it.ev.Time)
+				f.d.m.latency.WithLabelValues(f.name, typ).Observe(lat.Seconds())
+				f.d.rec.Latency(f.name, lat)
+			}
+			f.releaseLocked(p)
+		case actDLQ:
+			it.finished = true
+			eventID := ""
+			if it.ev != nil {
+				eventID = it.ev.ID
+			}
+			f.setErrorLocked("deliver", it.result.Err, eventID)
+			if committed {
+				it.done = true
+				f.countDeadLetterLocked(typ)
+				f.releaseLocked(p)
+			} else {
+				// Done once the dead letter is acknowledged.
+				p.inFlight++
+				f.dlqPending++
+			}
+		case actRetry:
+			if p.revoking || p.gone || f.stopped {
+				continue
+			}
+			f.retries++
+			f.d.m.retries.WithLabelValues(f.name, typ).Inc()
+			f.d.rec.Add(f.name, stats.Counts{Retries: 1})
+			if it.ev != nil {
+				f.setErrorLocked("deliver", it.result.Err, it.ev.ID)
+			}
+			l := it.lane
+			l.waiting = true
+			f.retrying++
+			time.AfterFunc(dec[i].delay, func() { f.retryDue(l) })
+		case actRequeue:
+		}
+	}
+}
+
+func (f *flowRuntime) countDeadLetterLocked(typ string) {
+	f.deadLettered++
+	f.d.m.deadLettered.WithLabelValues(f.name, typ).Inc()
+	f.d.rec.Add(f.name, stats.Counts{DeadLettered: 1})
+}
+
+// releaseLocked advances a partition's watermark and frees what it passed.
+func (f *flowRuntime) releaseLocked(p *partition) {
+	if p.gone {
+		return
+	}
+	n := p.advance()
+	if n == 0 {
+		return
+	}
+	f.buffered -= n
+	if p.fetchPaused && p.buffered() <= f.d.cfg.MaxBufferedPerPartition/2 && f.d.cl != nil {
+		f.d.cl.ResumeFetchPartitions(map[string][]int32{f.topic: {p.id}})
+		p.fetchPaused = false
+	}
+	if f.topicPaused && !f.held && f.buffered < f.d.cfg.MaxBufferedPerFlow/2 {
+		f.evaluateLocked(time.Now())
+	}
+}
+
+// retryDue puts a lane whose retry delay is over back in the ready queue.
+func (f *flowRuntime) retryDue(l *lane) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.retrying--
+	l.waiting = false
+	if l.p.gone || l.p.revoking || f.stopped {
+		return
+	}
+	if l.dispatchable() {
+		f.ready.push(l)
+		f.poke()
+	}
+}
+
+// accept takes a fetched partition's records into their lanes.
+func (f *flowRuntime) accept(ftp kgo.FetchTopicPartition) {
+	if len(ftp.Records) == 0 {
+		return
+	}
+	items := make([]item, len(ftp.Records))
+	for i, r := range ftp.Records {
+		items[i].rec = r
+		items[i].ev, items[i].decodeErr = event.Decode(r.Value)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	p := f.parts[ftp.Partition]
+	if p == nil || p.revoking || p.gone {
+		return
+	}
+	if ftp.HighWatermark > p.hwm {
+		p.hwm = ftp.HighWatermark
+	}
+	orderByKey := f.conf == nil || f.conf.pol.orderByKey
+	added := 0
+	for i := range items {
+		it := &items[i]
+		if p.next >= 0 && it.rec.Offset < p.next {
+			continue // already have it
+		}
+		p.next = it.rec.Offset + 1
+		p.pending = append(p.pending, it)
+		added++
+		var l *lane
+		if orderByKey && it.ev != nil && it.ev.Key != "" {
+			l = p.lanes[it.ev.Key]
+			if l == nil {
+				l = &lane{key: it.ev.Key, keyed: true, p: p}
+				p.lanes[it.ev.Key] = l
+			}
+		} else {
+			l = &lane{p: p}
+		}
+		it.lane = l
+		l.items = append(l.items, it)
+		if l.dispatchable() {
+			f.ready.push(l)
+		}
+	}
+	f.buffered += added
+	if !p.fetchPaused && p.buffered() >= f.d.cfg.MaxBufferedPerPartition && f.d.cl != nil {
+		f.d.cl.PauseFetchPartitions(map[string][]int32{f.topic: {p.id}})
+		p.fetchPaused = true
+	}
+	if f.buffered >= f.d.cfg.MaxBufferedPerFlow {
+		f.evaluateLocked(time.Now())
+	}
+	f.pruneLanesLocked(p)
+	f.poke()
+}
+
+// pruneLanesLocked forgets keyed lanes with nothing left, now and then,
+// so that the lane map does not grow with every key ever seen.
+func (f *flowRuntime) pruneLanesLocked(p *partition) {
+	if len(p.lanes) < 4096 || len(p.lanes) < 2*p.buffered() {
+		return
+	}
+	for k, l := range p.lanes {
+		if !l.busy && !l.waiting && !l.queued && l.next() == nil {
+			delete(p.lanes, k)
+		}
+	}
+}
+
+// addPartitions starts tracking newly assigned partitions.
+func (f *flowRuntime) addPartitions(ids []int32) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, id := range ids {
+		if old := f.parts[id]; old != nil && !old.gone {
+			continue
+		}
+		f.parts[id] = newPartition(id)
+	}
+}
+
+// startRevoke stops new work on partitions that are being taken away.
+func (f *flowRuntime) startRevoke(ids []int32) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, id := range ids {
+		if p := f.parts[id]; p != nil {
+			p.revoking = true
+		}
+	}
+}
+
+// busy reports how many of the partitions still have attempts or dead
+// letters in flight.
+func (f *flowRuntime) busy(ids []int32) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	n := 0
+	for _, id := range ids {
+		if p := f.parts[id]; p != nil && !p.gone && p.inFlight > 0 {
+			n++
+		}
+	}
+	return n
+}
+
+// dropPartitions forgets partitions; it reports whether the runtime has
+// none left.
+func (f *flowRuntime) dropPartitions(ids []int32) (empty bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, id := range ids {
+		p := f.parts[id]
+		if p == nil {
+			continue
+		}
+		p.gone = true
+		f.buffered -= p.buffered()
+		if p.fetchPaused && f.d.cl != nil {
+			f.d.cl.ResumeFetchPartitions(map[string][]int32{f.topic: {p.id}})
+		}
+		delete(f.parts, id)
+	}
+	f.evaluateLocked(time.Now())
+	return len(f.parts) == 0
+}
+
+// halt stops dispatching (drain).
+func (f *flowRuntime) halt() {
+	f.mu.Lock()
+	if !f.stopped {
+		f.stopped = true
+		close(f.stop)
+	}
+	f.mu.Unlock()
+}
+
+// idle reports whether nothing is in flight.
+func (f *flowRuntime) idle() bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.inFlightBatches == 0 && f.dlqPending == 0
+}
+
+// close ends the runtime: stops dispatching, aborts attempts in flight
+// and waits for them, closes the destination.
+func (f *flowRuntime) close() {
+	f.halt()
+	f.cancel()
+	<-f.done
+	f.wg.Wait()
+	f.mu.Lock()
+	c := f.conf
+	f.conf = nil
+	f.mu.Unlock()
+	if c != nil && c.dest != nil {
+		c.dest.retire(f.log)
+	}
+}

@@ -1,0 +1,184 @@
+package delivery
+
+import (
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/samsa-dev/samsa/pkg/event"
+	"github.com/samsa-dev/samsa/services/deliverer/destination"
+)
+
+// item is one event between fetch and commit.
+type item struct {
+	rec       *kgo.Record
+	ev        *event.Event // nil when the record could not be decoded
+	decodeErr error
+	lane      *lane
+	// finished: delivered or handed to the dead-letter topic; its lane
+	// has moved on. done: delivered, or its dead letter is acknowledged;
+	// its offset may be committed.
+	finished bool
+	done     bool
+	inFlight bool
+	// finishing marks items whose outcome is being committed in a
+	// transaction (transactional destinations), for offsetsIfFinished.
+	finishing bool
+
+	attempts    int
+	first, last time.Time
+	result      destination.Result
+}
+
+// lane is the ordered queue of one partition key's events on one
+// partition: its events are attempted one after the other (or, for
+// destinations with ordered batches, several in order in one batch), also
+// across retries. Events without a key (or of flows ordered "none") each get
+// a lane of their own.
+type lane struct {
+	key   string
+	keyed bool // registered in partition.lanes
+	p     *partition
+	items []*item
+	head  int // items before head are finished
+	// busy: the head is in flight. waiting: the head waits for a retry.
+	// queued: the lane is in the flow's ready queue.
+	busy, waiting, queued bool
+}
+
+// next returns the first unfinished item, or nil.
+func (l *lane) next() *item {
+	for l.head < len(l.items) && l.items[l.head].finished {
+		l.items[l.head] = nil
+		l.head++
+	}
+	if l.head == len(l.items) {
+		l.items, l.head = l.items[:0], 0
+		return nil
+	}
+	return l.items[l.head]
+}
+
+// dispatchable reports whether the lane can go into the ready queue.
+func (l *lane) dispatchable() bool {
+	return !l.busy && !l.waiting && !l.queued && !l.p.revoking && l.next() != nil
+}
+
+// partition is the deliverer's state of one assigned partition of a
+// delivery topic: its events in offset order from the last committed
+// offset on, and the lanes of its keys.
+type partition struct {
+	id      int32
+	pending []*item // offset order; pending[head:] are not yet committed-over
+	head    int
+	lanes   map[string]*lane
+	// next is the offset after the last record taken from a fetch (-1
+	// until the first).
+	next int64
+	// wm is the offset after the last of the contiguous finished events
+	// from the start: what may be committed. -1 until known.
+	wm        int64
+	wmEpoch   int32
+	committed int64
+	hwm       int64
+	// inFlight counts attempts in flight and dead letters not yet
+	// acknowledged: a rebalance waits for them.
+	inFlight int
+	// revoking: the partition is being taken away: nothing new starts.
+	// gone: it was released; late outcomes are ignored.
+	revoking, gone bool
+	fetchPaused    bool
+}
+
+func newPartition(id int32) *partition {
+	return &partition{id: id, lanes: map[string]*lane{}, next: -1, wm: -1, committed: -1, hwm: -1}
+}
+
+// buffered is the number of events held for the partition.
+func (p *partition) buffered() int { return len(p.pending) - p.head }
+
+// advance moves the watermark over done events and releases them. It
+// returns how many were released.
+func (p *partition) advance() int {
+	n := 0
+	for p.head < len(p.pending) && p.pending[p.head].done {
+		it := p.pending[p.head]
+		p.wm, p.wmEpoch = it.rec.Offset+1, it.rec.LeaderEpoch
+		p.pending[p.head] = nil
+		p.head++
+		n++
+	}
+	switch {
+	case p.head == len(p.pending):
+		p.pending, p.head = p.pending[:0], 0
+	case p.head >= 1024 && p.head*2 >= len(p.pending):
+		k := copy(p.pending, p.pending[p.head:])
+		clear(p.pending[k:])
+		p.pending, p.head = p.pending[:k], 0
+	}
+	return n
+}
+
+// wmIfFinishing is the watermark the partition would have if every item
+// marked finishing were done.
+func (p *partition) wmIfFinishing() (int64, int32) {
+	wm, epoch := p.wm, p.wmEpoch
+	for _, it := range p.pending[p.head:] {
+		if !it.done && !it.finishing {
+			break
+		}
+		wm, epoch = it.rec.Offset+1, it.rec.LeaderEpoch
+	}
+	return wm, epoch
+}
+
+// lag is the number of offsets between the watermark and the end of the
+// partition.
+func (p *partition) lag() int64 {
+	if p.hwm < 0 {
+		return 0
+	}
+	wm := p.wm
+	if wm < 0 {
+		if p.head < len(p.pending) {
+			wm = p.pending[p.head].rec.Offset
+		} else {
+			return 0
+		}
+	}
+	if l := p.hwm - wm; l > 0 {
+		return l
+	}
+	return 0
+}
+
+// laneQueue is a FIFO of lanes ready to dispatch.
+type laneQueue struct {
+	q    []*lane
+	head int
+}
+
+func (q *laneQueue) push(l *lane) {
+	l.queued = true
+	q.q = append(q.q, l)
+}
+
+func (q *laneQueue) pop() *lane {
+	if q.head == len(q.q) {
+		return nil
+	}
+	l := q.q[q.head]
+	q.q[q.head] = nil
+	q.head++
+	if q.head == len(q.q) {
+		q.q, q.head = q.q[:0], 0
+	} else if q.head >= 1024 && q.head*2 >= len(q.q) {
+		k := copy(q.q, q.q[q.head:])
+		clear(q.q[k:])
+		q.q, q.head = q.q[:k], 0
+	}
+	l.queued = false
+	return l
+}
+
+func (q *laneQueue) len() int { return len(q.q) - q.head }

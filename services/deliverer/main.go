@@ -1,0 +1,102 @@
+// Command deliverer delivers the events of every flow's delivery topic to
+// the flow's destination (HTTP, Kafka, PostgreSQL); see package delivery.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/samsa-dev/samsa/pkg/config"
+	"github.com/samsa-dev/samsa/pkg/flow"
+	"github.com/samsa-dev/samsa/pkg/kafka"
+	"github.com/samsa-dev/samsa/pkg/secret"
+	"github.com/samsa-dev/samsa/pkg/telemetry"
+	"github.com/samsa-dev/samsa/services/deliverer/delivery"
+)
+
+// Config is the deliverer's configuration: flags, each also settable as
+// SAMSA_<FLAG>.
+type Config struct {
+	Kafka      kafka.Config
+	Log        telemetry.LogConfig
+	Delivery   delivery.Config
+	AdminAddr  string
+	FlowsTopic string
+	SecretKeys config.StringList
+}
+
+func (c *Config) register(fs *flag.FlagSet) {
+	c.Kafka.RegisterFlags(fs)
+	c.Log.RegisterFlags(fs)
+	c.Delivery.RegisterFlags(fs)
+	fs.StringVar(&c.AdminAddr, "admin-addr", "127.0.0.1:8083", "address of /metrics, /healthz and /readyz")
+	fs.StringVar(&c.FlowsTopic, "flows-topic", kafka.FlowsTopic, "topic of sources and flows")
+	fs.Var(&c.SecretKeys, "secret-keys", "keys that open the flows' secrets, comma-separated id:base64 (prefer SAMSA_SECRET_KEYS)")
+}
+
+func main() {
+	if err := run(os.Args[1:]); err != nil {
+		if !errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintln(os.Stderr, "deliverer:", err)
+		}
+		os.Exit(1)
+	}
+}
+
+func run(args []string) error {
+	var cfg Config
+	fs := flag.NewFlagSet("deliverer", flag.ContinueOnError)
+	cfg.register(fs)
+	if err := config.Parse(fs, args); err != nil {
+		return err
+	}
+	log, err := telemetry.NewLogger(cfg.Log, "deliverer")
+	if err != nil {
+		return err
+	}
+	defer func() { _ = log.Sync() }()
+	var box *secret.Box
+	if len(cfg.SecretKeys) > 0 {
+		if box, err = secret.New(cfg.SecretKeys...); err != nil {
+			return err
+		}
+	}
+	store, err := flow.NewStore(&cfg.Kafka, log, flow.WithTopic(cfg.FlowsTopic))
+	if err != nil {
+		return err
+	}
+	reg := telemetry.NewRegistry()
+	d, err := delivery.New(cfg.Delivery, &cfg.Kafka, store, box, log, reg)
+	if err != nil {
+		return err
+	}
+	health := telemetry.NewHealth()
+	health.Add("flows", telemetry.ChanCheck(store.Ready(), "flow store catching up"))
+	health.Add("consumer", telemetry.ChanCheck(d.Ready(), "consumer not started"))
+	ln, err := net.Listen("tcp", cfg.AdminAddr)
+	if err != nil {
+		return fmt.Errorf("admin listener: %w", err)
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	storeCtx, stopStore := context.WithCancel(context.Background())
+	storeDone := make(chan error, 1)
+	go func() { storeDone <- store.Run(storeCtx) }()
+	adminDone := make(chan error, 1)
+	go func() { adminDone <- telemetry.Serve(ctx, telemetry.AdminServer(reg, health), ln, 5*time.Second, log) }()
+
+	err = d.Run(ctx) // returns after draining once ctx is done
+	stopStore()
+	<-storeDone
+	stop()
+	<-adminDone
+	return err
+}
