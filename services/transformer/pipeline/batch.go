@@ -247,9 +247,9 @@ func (b *batch) report() {
 				p.counters.Error(f.name, e.stage, e.msg, e.eventID, e.at)
 			}
 		}
-		if e := fc.lastErr; e != nil {
-			p.log.Warn("events dead-lettered", zap.String("flow", f.name), zap.Int64("version", f.version),
-				zap.Int64("count", fc.c.DeadLettered), zap.String("stage", e.stage), zap.String("event_id", e.eventID),
+		if e := fc.lastErr; e != nil && p.shouldWarn("dlq/"+f.name, 10*time.Second) {
+			p.log.Warn("events dead-lettered (logged at most every 10s per flow)", zap.String("flow", f.name), zap.Int64("version", f.version),
+				zap.Int64("dead_lettered_in_batch", fc.c.DeadLettered), zap.String("stage", e.stage), zap.String("event_id", e.eventID),
 				zap.String("topic", e.topic), zap.Int32("partition", e.partition), zap.Int64("offset", e.offset), zap.String("error", e.msg))
 		}
 	}

@@ -25,7 +25,13 @@ import (
 	samsav1 "github.com/samsa-dev/samsa/proto/samsa/v1"
 )
 
-func TestMain(m *testing.M) { os.Exit(kafkatest.RunMain(m)) }
+func TestMain(m *testing.M) {
+	code := kafkatest.RunMain(m)
+	if binDir != "" {
+		os.RemoveAll(binDir)
+	}
+	os.Exit(code)
+}
 
 // env is a test's own corner of a shared real broker: its own flows topic,
 // consumer group and names.
@@ -166,7 +172,7 @@ func (e *env) start(st *flow.Store, cfg Config, opts ...Option) *replica {
 	e.t.Helper()
 	var log *zap.Logger
 	if testing.Verbose() {
-		log = zaptest.NewLogger(e.t, zaptest.Level(zap.InfoLevel))
+		log = zaptest.NewLogger(e.t, zaptest.Level(zap.DebugLevel))
 	} else {
 		log = zaptest.NewLogger(e.t, zaptest.Level(zap.WarnLevel))
 	}

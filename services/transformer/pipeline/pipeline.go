@@ -301,7 +301,7 @@ func (p *Pipeline) fetchErrors(fs kgo.Fetches) error {
 		case errors.Is(err, kgo.ErrClientClosed):
 			fatal = err
 		default:
-			if p.shouldWarn("fetch/" + topic + "/" + err.Error()) {
+			if p.shouldWarn("fetch/"+topic+"/"+err.Error(), time.Minute) {
 				p.log.Warn("fetch error", zap.String("topic", topic), zap.Int32("partition", partition), zap.Error(err))
 			}
 		}
@@ -309,11 +309,11 @@ func (p *Pipeline) fetchErrors(fs kgo.Fetches) error {
 	return fatal
 }
 
-// shouldWarn rate-limits a recurring warning to one a minute.
-func (p *Pipeline) shouldWarn(key string) bool {
+// shouldWarn rate-limits a recurring warning to one per interval.
+func (p *Pipeline) shouldWarn(key string, every time.Duration) bool {
 	p.warnMu.Lock()
 	defer p.warnMu.Unlock()
-	if t, ok := p.warnedAt[key]; ok && time.Since(t) < time.Minute {
+	if t, ok := p.warnedAt[key]; ok && time.Since(t) < every {
 		return false
 	}
 	if len(p.warnedAt) > 1000 {
@@ -459,7 +459,9 @@ func (p *Pipeline) transact(ctx context.Context, sess *kgo.GroupTransactSession,
 			sess.Produce(workCtx, r, b.promise)
 		}
 	}
+	tProcessed := time.Now()
 	flushErr := sess.Client().Flush(workCtx)
+	tFlushed := time.Now()
 	writeErr := b.err()
 	if writeErr == nil {
 		writeErr = flushErr
@@ -467,6 +469,10 @@ func (p *Pipeline) transact(ctx context.Context, sess *kgo.GroupTransactSession,
 	endCtx := kgo.PreTxnCommitFnContext(workCtx, stampMetadata(tbl.snap.Offset))
 	committed, err := sess.End(endCtx, kgo.TransactionEndTry(writeErr == nil))
 	p.m.txnTime.Observe(time.Since(start).Seconds())
+	if ce := p.log.Check(zap.DebugLevel, "transaction ended"); ce != nil {
+		ce.Write(zap.Int("records", b.records), zap.Bool("committed", committed), zap.Error(err),
+			zap.Duration("process", tProcessed.Sub(start)), zap.Duration("flush", tFlushed.Sub(tProcessed)), zap.Duration("end", time.Since(tFlushed)))
+	}
 	if err != nil {
 		p.m.txns.WithLabelValues("failed").Inc()
 		return fmt.Errorf("transformer: end transaction: %w", errors.Join(err, writeErr))
