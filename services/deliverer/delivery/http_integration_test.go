@@ -2,8 +2,16 @@ package delivery
 
 import (
 	"net/http"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/samsa-dev/samsa/pkg/dlq"
+	"github.com/samsa-dev/samsa/pkg/event"
+	"github.com/samsa-dev/samsa/pkg/kafka"
+	samsav1 "github.com/samsa-dev/samsa/proto/samsa/v1"
 )
 
 // A destination that is down for a while and then comes back receives
@@ -106,4 +114,170 @@ func TestFailingKeyDoesNotBlockOthers(t *testing.T) {
 			t.Fatalf("stats %+v", s)
 		}
 	}
+}
+
+// 429 with Retry-After: 2 is honoured: the next attempt comes two seconds
+// later, not after the (much shorter) backoff.
+func TestRetryAfterHonoured(t *testing.T) {
+	e := newEnv(t)
+	rcv := newReceiver(t)
+	var throttled atomicBool
+	rcv.setAnswer(func(r *http.Request, body []byte) (int, http.Header) {
+		if throttled.CompareAndSwap(false, true) {
+			return 429, http.Header{"Retry-After": {"2"}}
+		}
+		return 200, nil
+	})
+	name := flowName()
+	e.createTopics(name, 1)
+	f := httpFlow(name, rcv.url())
+	f.Delivery.Retry.MaxBackoff = "5s"
+	e.putFlow(f)
+	e.start()
+	evs := events(name, 1, 1)
+	e.produce(name, evs...)
+	waitFor(t, 20*time.Second, "delivery", func() bool { return rcv.distinctDelivered() == 1 })
+	all := rcv.all()
+	if len(all) != 2 || all[0].status != 429 || all[1].status != 200 {
+		t.Fatalf("requests %+v, want a 429 then a 200", all)
+	}
+	if gap := all[1].at.Sub(all[0].at); gap < 2*time.Second || gap > 3500*time.Millisecond {
+		t.Fatalf("retried after %v, want about 2s (Retry-After: 2)", gap)
+	}
+	if all[0].id != all[1].id {
+		t.Fatalf("the retry has another webhook-id: %s != %s", all[1].id, all[0].id)
+	}
+}
+
+// A 400 goes straight to the dead-letter topic, with the status, the
+// response excerpt, the attempt count and times; the others are delivered.
+func TestBadRequestGoesToDLQ(t *testing.T) {
+	e := newEnv(t)
+	rcv := newReceiver(t)
+	rcv.setAnswer(func(r *http.Request, body []byte) (int, http.Header) {
+		if r.Header.Get("webhook-id") == "bad-1" {
+			return 400, nil
+		}
+		return 200, nil
+	})
+	name := flowName()
+	e.createTopics(name, 2)
+	e.putFlow(httpFlow(name, rcv.url()))
+	e.start()
+	evs := events(name, 20, 4)
+	evs[7].ID = "bad-1"
+	e.produce(name, evs...)
+	waitFor(t, 20*time.Second, "the others delivered", func() bool { return rcv.distinctDelivered() == 19 })
+	var dl []*kgo.Record
+	waitFor(t, 10*time.Second, "a dead letter", func() bool { dl = e.dlqRecords(name); return len(dl) == 1 })
+	f := dlq.Parse(dl[0].Headers)
+	ev, err := event.Decode(dl[0].Value)
+	if err != nil || ev.ID != "bad-1" {
+		t.Fatalf("dead letter value: %v %v", ev, err)
+	}
+	if f.Status != "400" || f.Attempts != 1 || f.Stage != "deliver" || f.Flow != name ||
+		!strings.Contains(f.Response, "no thanks (400)") || f.FirstAttempt.IsZero() || f.Time.Before(f.FirstAttempt) ||
+		f.SourceTopic != kafka.DeliveryTopic(name) {
+		t.Fatalf("dead letter headers %+v", f)
+	}
+	if string(dl[0].Key) != evs[7].Key {
+		t.Fatalf("dead letter key %q", dl[0].Key)
+	}
+	// 400 is attempted once only.
+	n := 0
+	for _, q := range rcv.all() {
+		if q.id == "bad-1" {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Fatalf("bad-1 attempted %d times", n)
+	}
+	waitFor(t, 10*time.Second, "offsets committed to the end", func() bool { return e.groupLag(name) == 0 })
+}
+
+// Pause holds delivery within a second and loses nothing; resume delivers
+// everything.
+func TestPauseResume(t *testing.T) {
+	e := newEnv(t)
+	rcv := newReceiver(t)
+	name := flowName()
+	e.createTopics(name, 2)
+	f := httpFlow(name, rcv.url())
+	e.putFlow(f)
+	d := e.start()
+	first := events(name+"a", 50, 5)
+	e.produce(name, first...)
+	waitFor(t, 20*time.Second, "first batch delivered", func() bool { return rcv.distinctDelivered() == 50 })
+
+	f.Paused = true
+	e.putFlow(f)
+	pausedAt := time.Now()
+	waitFor(t, time.Second, "pause to take effect", func() bool {
+		for _, s := range d.Stats() {
+			if s.Flow == name && s.Held && s.HoldReason == "paused" {
+				return true
+			}
+		}
+		return false
+	})
+	if time.Since(pausedAt) > time.Second {
+		t.Fatalf("pause took %v", time.Since(pausedAt))
+	}
+	second := events(name+"b", 50, 5)
+	e.produce(name, second...)
+	// Nothing is delivered while paused (give it a fair chance to go wrong).
+	deadline := time.Now().Add(1500 * time.Millisecond)
+	for time.Now().Before(deadline) {
+		if n := rcv.distinctDelivered(); n != 50 {
+			t.Fatalf("%d events delivered while paused", n-50)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	f.Paused = false
+	e.putFlow(f)
+	waitFor(t, 20*time.Second, "everything delivered after resume", func() bool { return rcv.distinctDelivered() == 100 })
+	checkOrder(t, rcv.delivered(), append(first, second...))
+}
+
+// A maintenance window that starts during the test holds delivery, and
+// delivery resumes when it ends (the test moves the clock).
+func TestMaintenanceWindow(t *testing.T) {
+	e := newEnv(t)
+	rcv := newReceiver(t)
+	name := flowName()
+	e.createTopics(name, 2)
+	f := httpFlow(name, rcv.url())
+	// 03:00 to 04:00 Berlin time, every day; in March that is 02:00 UTC.
+	f.Delivery.MaintenanceWindows = []*samsav1.MaintenanceWindow{{Name: "nightly", Cron: "0 3 * * *", Duration: "1h", TimeZone: "Europe/Berlin"}}
+	f.Delivery.RampUp = "2s"
+	e.putFlow(f)
+	clock := &testClock{now: time.Date(2026, 3, 2, 1, 59, 0, 0, time.UTC)}
+	d := e.start(WithClock(clock))
+
+	before := events(name+"a", 20, 3)
+	e.produce(name, before...)
+	waitFor(t, 20*time.Second, "delivery before the window", func() bool { return rcv.distinctDelivered() == 20 })
+
+	clock.Set(time.Date(2026, 3, 2, 2, 0, 5, 0, time.UTC))
+	waitFor(t, 2*time.Second, "the window to hold delivery", func() bool {
+		for _, s := range d.Stats() {
+			if s.Flow == name && s.Held && s.HoldReason == "maintenance window nightly" {
+				return true
+			}
+		}
+		return false
+	})
+	during := events(name+"b", 30, 3)
+	e.produce(name, during...)
+	deadline := time.Now().Add(1500 * time.Millisecond)
+	for time.Now().Before(deadline) {
+		if n := rcv.distinctDelivered(); n != 20 {
+			t.Fatalf("%d events delivered during the maintenance window", n-20)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	clock.Set(time.Date(2026, 3, 2, 3, 0, 1, 0, time.UTC))
+	waitFor(t, 20*time.Second, "delivery after the window", func() bool { return rcv.distinctDelivered() == 50 })
+	checkOrder(t, rcv.delivered(), append(before, during...))
 }
