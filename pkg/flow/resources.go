@@ -34,7 +34,9 @@ const (
 
 // Provisioner creates what a resource needs before it is written, so that a
 // data-plane service that sees the resource never has to create anything
-// (the control service creates topics).
+// (the control service creates topics). It is called for a new resource and
+// for a change of the fields that shape its topics (a source's topic,
+// partitions and retention; a flow's source and partitions).
 type Provisioner interface {
 	ProvisionSource(ctx context.Context, src *samsav1.Source) error
 	// ProvisionFlow is given the flow's source as stored.
@@ -192,7 +194,8 @@ func (r *Resources) PutSource(ctx context.Context, in *samsav1.Source) (*samsav1
 	if p.result == Unchanged {
 		return p.cur, Unchanged, nil
 	}
-	if r.prov != nil {
+	if r.prov != nil && (p.result == Created || p.cur.GetTopic() != p.next.GetTopic() ||
+		p.cur.GetPartitions() != p.next.GetPartitions() || p.cur.GetRetention() != p.next.GetRetention()) {
 		if err := r.prov.ProvisionSource(ctx, p.next); err != nil {
 			return nil, "", fmt.Errorf("%w: source %s: %w", ErrUnavailable, in.GetName(), err)
 		}
@@ -234,7 +237,7 @@ func (r *Resources) PutFlow(ctx context.Context, in *samsav1.Flow) (*samsav1.Flo
 	if p.result == Unchanged {
 		return p.cur, Unchanged, nil
 	}
-	if r.prov != nil {
+	if r.prov != nil && (p.result == Created || p.cur.GetSource() != p.next.GetSource() || p.cur.GetPartitions() != p.next.GetPartitions()) {
 		if err := r.prov.ProvisionFlow(ctx, p.next, snap.Sources[p.next.GetSource()]); err != nil {
 			return nil, "", fmt.Errorf("%w: flow %s: %w", ErrUnavailable, in.GetName(), err)
 		}

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
@@ -100,4 +101,17 @@ func gatewayError(_ context.Context, _ *runtime.ServeMux, _ runtime.Marshaler, w
 		return
 	}
 	writeError(w, r, err)
+}
+
+// routingError answers requests the gateway has no route for with the
+// HTTP status the gateway chose (404, 405, 400) and the usual error body.
+func routingError(_ context.Context, _ *runtime.ServeMux, _ runtime.Marshaler, w http.ResponseWriter, r *http.Request, httpStatus int) {
+	c := codes.InvalidArgument
+	switch httpStatus {
+	case http.StatusNotFound:
+		c = codes.NotFound
+	case http.StatusMethodNotAllowed:
+		c = codes.Unimplemented
+	}
+	writeStatus(w, r, httpStatus, status.New(c, fmt.Sprintf("%s %s: %s", r.Method, r.URL.Path, http.StatusText(httpStatus))))
 }

@@ -40,6 +40,7 @@ func (s *Server) httpHandler(g prometheus.Gatherer) (http.Handler, error) {
 		// middleware sets it already.
 		runtime.WithOutgoingHeaderMatcher(func(string) (string, bool) { return "", false }),
 		runtime.WithErrorHandler(gatewayError),
+		runtime.WithRoutingErrorHandler(routingError),
 		runtime.WithDisableHTTPMethodOverride(),
 	)
 	ctx := context.Background()

@@ -83,6 +83,9 @@ func New(cfg Config, log *zap.Logger, reg prometheus.Registerer, kcfg *kafka.Con
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	if log == nil {
+		log = zap.NewNop()
+	}
 	o := options{now: time.Now}
 	for _, opt := range opts {
 		opt(&o)
