@@ -106,9 +106,10 @@ type Broker struct {
 	dir  string
 	tmp  bool // dir is ours to remove
 
-	mu  sync.Mutex
-	cmd *exec.Cmd
-	log *os.File
+	mu     sync.Mutex
+	cmd    *exec.Cmd
+	exited chan error // receives cmd.Wait's result, which only start's goroutine calls
+	log    *os.File
 }
 
 // Start resolves the broker's jars if needed, formats storage in a new
@@ -144,20 +145,18 @@ func (b *Broker) Restart(ctx context.Context) error { return b.start(ctx) }
 // storage is kept until Close.
 func (b *Broker) Stop() {
 	b.mu.Lock()
-	cmd := b.cmd
-	b.cmd = nil
+	cmd, exited := b.cmd, b.exited
+	b.cmd, b.exited = nil, nil
 	b.mu.Unlock()
 	if cmd == nil {
 		return
 	}
 	_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(done) }()
 	select {
-	case <-done:
+	case <-exited:
 	case <-time.After(30 * time.Second):
 		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-		<-done
+		<-exited
 	}
 	if b.log != nil {
 		b.log.Close()
@@ -195,9 +194,9 @@ func (b *Broker) start(ctx context.Context) error {
 		return fmt.Errorf("kafkatest: start broker: %w", err)
 	}
 	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
+	go func() { err := cmd.Wait(); exited <- err; close(exited) }()
 	b.mu.Lock()
-	b.cmd, b.log = cmd, logf
+	b.cmd, b.exited, b.log = cmd, exited, logf
 	b.mu.Unlock()
 	if err := waitReady(ctx, b.Addr(), exited); err != nil {
 		b.Stop()
