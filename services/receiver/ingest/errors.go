@@ -1,0 +1,90 @@
+package ingest
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"google.golang.org/grpc/codes"
+
+	"github.com/samsa-dev/samsa/pkg/ingestauth"
+)
+
+// The kinds of ingest failure. Every error the ingest path returns wraps
+// exactly one of them (in an *Error); statusOf maps them to HTTP statuses,
+// gRPC codes and metric reasons in one place.
+var (
+	ErrUnknownSource    = errors.New("unknown source")
+	ErrNativeSource     = errors.New("source does not accept ingest")
+	ErrUnauthenticated  = ingestauth.ErrUnauthenticated
+	ErrUnsupportedMedia = errors.New("unsupported content type")
+	ErrTooLarge         = errors.New("request too large")
+	ErrTooManyEvents    = errors.New("too many events")
+	ErrMalformed        = errors.New("malformed request")
+	ErrRateLimited      = errors.New("rate limited")
+	ErrBufferFull       = errors.New("producer buffer full")
+	ErrUnavailable      = errors.New("kafka unavailable")
+	ErrSourceConfig     = errors.New("source misconfigured")
+	ErrMethod           = errors.New("method not allowed")
+	ErrInternal         = errors.New("internal error")
+)
+
+// Error is an ingest failure: its message is returned to the caller as is
+// (it names the problem and where, never a secret).
+type Error struct {
+	Kind error
+	Msg  string
+	// RetryAfter is set for 429s.
+	RetryAfter time.Duration
+	// reason overrides the metric reason of Kind (auth failures).
+	reason string
+}
+
+func (e *Error) Error() string { return e.Msg }
+func (e *Error) Unwrap() error { return e.Kind }
+
+func errorf(kind error, format string, args ...any) *Error {
+	return &Error{Kind: kind, Msg: fmt.Sprintf(format, args...)}
+}
+
+// status is how an error kind is answered.
+type status struct {
+	http   int
+	grpc   codes.Code
+	reason string // metric label
+}
+
+var statuses = []struct {
+	kind error
+	status
+}{
+	{ErrUnknownSource, status{http.StatusNotFound, codes.NotFound, "unknown_source"}},
+	{ErrNativeSource, status{http.StatusConflict, codes.FailedPrecondition, "native_source"}},
+	{ErrUnauthenticated, status{http.StatusUnauthorized, codes.Unauthenticated, "unauthenticated"}},
+	{ErrUnsupportedMedia, status{http.StatusUnsupportedMediaType, codes.InvalidArgument, "content_type"}},
+	{ErrTooLarge, status{http.StatusRequestEntityTooLarge, codes.InvalidArgument, "too_large"}},
+	{ErrTooManyEvents, status{http.StatusRequestEntityTooLarge, codes.InvalidArgument, "too_many_events"}},
+	{ErrMalformed, status{http.StatusBadRequest, codes.InvalidArgument, "malformed"}},
+	{ErrRateLimited, status{http.StatusTooManyRequests, codes.ResourceExhausted, "rate_limited"}},
+	{ErrBufferFull, status{http.StatusTooManyRequests, codes.ResourceExhausted, "buffer_full"}},
+	{ErrUnavailable, status{http.StatusServiceUnavailable, codes.Unavailable, "kafka_unavailable"}},
+	{ErrSourceConfig, status{http.StatusInternalServerError, codes.Internal, "source_config"}},
+	{ErrMethod, status{http.StatusMethodNotAllowed, codes.Unimplemented, "method"}},
+}
+
+// statusOf maps an error of the ingest path to its answer. An error of no
+// known kind is a 500.
+func statusOf(err error) status {
+	for _, s := range statuses {
+		if errors.Is(err, s.kind) {
+			st := s.status
+			var e *Error
+			if errors.As(err, &e) && e.reason != "" {
+				st.reason = e.reason
+			}
+			return st
+		}
+	}
+	return status{http.StatusInternalServerError, codes.Internal, "internal"}
+}
