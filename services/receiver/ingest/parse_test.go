@@ -113,7 +113,7 @@ func TestParseFormats(t *testing.T) {
 		},
 		{
 			name: "github delivery id and event type", ct: "application/json", preset: "github",
-			h:    headers("X-GitHub-Delivery", "72d3162e-cc78-11e3-81ab-4c9367dc0958", "X-GitHub-Event", "push"), body: `{}`,
+			h: headers("X-GitHub-Delivery", "72d3162e-cc78-11e3-81ab-4c9367dc0958", "X-GitHub-Event", "push"), body: `{}`,
 			check: func(t *testing.T, evs []event.Event) {
 				if evs[0].ID != "72d3162e-cc78-11e3-81ab-4c9367dc0958" || evs[0].Type != "push" {
 					t.Errorf("id %q type %q", evs[0].ID, evs[0].Type)
@@ -138,7 +138,7 @@ func TestParseFormats(t *testing.T) {
 		},
 		{
 			name: "ndjson ids from idempotency key, blank lines skipped", ct: "application/x-ndjson",
-			h:    headers("Idempotency-Key", "batch-9", "Ce-Type", "t"), body: "{\"n\":1}\r\n\n  {\"n\":2}  \n{\"n\":3}",
+			h: headers("Idempotency-Key", "batch-9", "Ce-Type", "t"), body: "{\"n\":1}\r\n\n  {\"n\":2}  \n{\"n\":3}",
 			check: func(t *testing.T, evs []event.Event) {
 				if len(evs) != 3 {
 					t.Fatalf("%d events", len(evs))
