@@ -62,3 +62,18 @@ kafka: ## a real Kafka broker in the foreground on 127.0.0.1:9092
 
 clean:
 	rm -rf $(BIN)
+
+.PHONY: up down helm-lint
+
+up: ## Kafka, the four services, a webhook sink and Prometheus in Docker (docker-compose.yml)
+	docker compose up --build --wait
+
+down: ## stop docker-compose and remove its containers and volumes
+	docker compose down --volumes --remove-orphans
+
+# Built without Helm's release ldflags, the tools' helm reports Kubernetes
+# v1.20 by default: give it a version the chart's kubeVersion accepts.
+HELM_KUBE_VERSION ?= 1.33.0
+helm-lint: tools ## helm lint the chart with its default and production values
+	helm lint --strict --kube-version $(HELM_KUBE_VERSION) charts/samsa
+	helm lint --strict --kube-version $(HELM_KUBE_VERSION) charts/samsa -f charts/samsa/examples/production-values.yaml
