@@ -103,9 +103,9 @@ func newBatch(ctx context.Context, p *Pipeline, tbl *table, fs kgo.Fetches) *bat
 	return b
 }
 
-// run transforms the batch on the workers and produces the results, chunk
-// by chunk in order, as they complete.
-func (b *batch) run(sess *kgo.GroupTransactSession) {
+// run transforms the batch on the workers and hands the results to
+// produce, chunk by chunk in order, as they complete.
+func (b *batch) run(produce func(*kgo.Record)) {
 	n := min(b.p.cfg.Workers, len(b.chunks))
 	b.workers = make([]*worker, n)
 	now := time.Now()
@@ -117,7 +117,7 @@ func (b *batch) run(sess *kgo.GroupTransactSession) {
 	for _, c := range b.chunks {
 		<-c.done
 		for _, r := range c.out {
-			sess.Produce(b.ctx, r, b.promise)
+			produce(r)
 		}
 	}
 }

@@ -453,7 +453,7 @@ func (p *Pipeline) transact(ctx context.Context, sess *kgo.GroupTransactSession,
 		return fmt.Errorf("transformer: begin transaction: %w", err)
 	}
 	b := newBatch(workCtx, p, tbl, fs)
-	b.run(sess)
+	b.run(func(r *kgo.Record) { sess.Produce(workCtx, r, b.promise) })
 	if p.txnRecords != nil {
 		for _, r := range p.txnRecords() {
 			sess.Produce(workCtx, r, b.promise)
