@@ -151,11 +151,13 @@ func TestRetryAfterHonoured(t *testing.T) {
 
 // A 400 goes straight to the dead-letter topic, with the status, the
 // response excerpt, the attempt count and times; the others are delivered.
-func TestBadRequestGoesToDLQ(t *testing.T) {
+// Once the destination accepts it, a redrive delivers it.
+func TestBadRequestGoesToDLQThenRedrive(t *testing.T) {
 	e := newEnv(t)
 	rcv := newReceiver(t)
+	var accept atomicBool
 	rcv.setAnswer(func(r *http.Request, body []byte) (int, http.Header) {
-		if r.Header.Get("webhook-id") == "bad-1" {
+		if r.Header.Get("webhook-id") == "bad-1" && !accept.Load() {
 			return 400, nil
 		}
 		return 200, nil
@@ -194,6 +196,19 @@ func TestBadRequestGoesToDLQ(t *testing.T) {
 		t.Fatalf("bad-1 attempted %d times", n)
 	}
 	waitFor(t, 10*time.Second, "offsets committed to the end", func() bool { return e.groupLag(name) == 0 })
+
+	accept.Store(true)
+	var last dlq.Progress
+	if err := dlq.Redrive(e.ctx, e.cl, name, dlq.RedriveOptions{Filter: `event.id == "bad-1"`}, func(p dlq.Progress) { last = p }); err != nil {
+		t.Fatal(err)
+	}
+	if !last.Done || last.Redriven != 1 {
+		t.Fatalf("redrive progress %+v", last)
+	}
+	waitFor(t, 20*time.Second, "the redriven event delivered", func() bool { return rcv.distinctDelivered() == 20 })
+	if depth, err := dlq.Depth(e.ctx, e.cl, name); err != nil || depth != 0 {
+		t.Fatalf("dead-letter depth %d, %v after redrive", depth, err)
+	}
 }
 
 // Pause holds delivery within a second and loses nothing; resume delivers
