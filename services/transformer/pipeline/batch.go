@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -87,8 +88,12 @@ func newBatch(ctx context.Context, p *Pipeline, tbl *table, fs kgo.Fetches) *bat
 		if len(fp.Records) == 0 {
 			return
 		}
-		last := fp.Records[len(fp.Records)-1]
-		p.m.setLag(fp.Topic, fp.Partition, fp.HighWatermark-last.Offset-1)
+		// Read committed: the last stable offset is as far as we can read.
+		end := fp.LastStableOffset
+		if end < 0 {
+			end = fp.HighWatermark
+		}
+		p.m.setLag(fp.Topic, fp.Partition, end-fp.Records[len(fp.Records)-1].Offset-1)
 		route := tbl.topics[fp.Topic]
 		for i := 0; i < len(fp.Records); i += chunkSize {
 			j := min(i+chunkSize, len(fp.Records))
@@ -417,7 +422,17 @@ func (w *worker) apply(c *chunk, i int32, in *input, f *flowRoute) {
 			TraceParent: ev.TraceParent,
 			TraceState:  ev.TraceState,
 		}
-		rec, err := w.encode(f.outTopic, w.key(r, o.Key), r.Partition, &out)
+		var rec *kgo.Record
+		var err error
+		if n == 0 && in.envelope != nil && unchanged(o, ev) {
+			// The output is the input event itself (a filter-only
+			// flow, or a transform returning event): its envelope is
+			// the source record's value, no need to encode it again.
+			rec = w.newRecord()
+			rec.Topic, rec.Key, rec.Value, rec.Partition = f.outTopic, w.key(r, o.Key), in.envelope, r.Partition
+		} else {
+			rec, err = w.encode(f.outTopic, w.key(r, o.Key), r.Partition, &out)
+		}
 		if err != nil {
 			c.out, c.src = c.out[:mark], c.src[:mark]
 			w.deadLetter(c, i, r, f, in.originalEnvelope(), StageEncode, fmt.Sprintf("output %d: %v", n, err), ev.ID, false)
@@ -428,6 +443,21 @@ func (w *worker) apply(c *chunk, i int32, in *input, f *flowRoute) {
 	}
 	fc.c.Transformed += int64(len(res.Outputs))
 	fc.c.Expanded += int64(len(res.Outputs) - 1)
+}
+
+// unchanged reports whether an output is its input event as is.
+func unchanged(o *script.Output, ev *event.Event) bool {
+	return len(o.Data) == len(ev.Data) && (len(o.Data) == 0 || &o.Data[0] == &ev.Data[0]) &&
+		o.Type == ev.Type && o.Subject == ev.Subject && o.Key == ev.Key && o.ContentType == ev.ContentType &&
+		sameMap(o.Attributes, ev.Attributes)
+}
+
+// sameMap reports whether a and b are the same map (or both empty).
+func sameMap(a, b map[string]string) bool {
+	if len(a) == 0 && len(b) == 0 {
+		return true
+	}
+	return reflect.ValueOf(a).UnsafePointer() == reflect.ValueOf(b).UnsafePointer()
 }
 
 // key returns an output's record key, reusing the input's bytes when they

@@ -141,16 +141,6 @@ func (e *env) store() *flow.Store {
 	return st
 }
 
-// waitStore waits until st has applied everything written so far.
-func (e *env) waitStore(st *flow.Store) {
-	e.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := st.CatchUp(ctx); err != nil {
-		e.t.Fatal(err)
-	}
-}
-
 // replica is an in-process pipeline.
 type replica struct {
 	p      *Pipeline

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -166,7 +168,7 @@ func offline(t testing.TB, sources []*samsav1.Source, flows []*samsav1.Flow) (*P
 		f.Version = int64(10 + i)
 		snap.Flows[f.Name] = f
 	}
-	p := &Pipeline{cfg: Config{Workers: 2}.withDefaults(), log: zap.NewNop(), m: newMetrics(nil), poison: map[poisonKey]poisonEntry{}, warnedAt: map[string]time.Time{}}
+	p := &Pipeline{cfg: Config{Workers: benchWorkers()}.withDefaults(), log: zap.NewNop(), m: newMetrics(nil), poison: map[poisonKey]poisonEntry{}, warnedAt: map[string]time.Time{}}
 	p.builder = newBuilder(p.m)
 	return p, p.builder.build(snap)
 }
@@ -414,4 +416,9 @@ func (t *table) flowIndex(name string) int {
 		}
 	}
 	return -1
+}
+
+func benchWorkers() int {
+	n, _ := strconv.Atoi(os.Getenv("SAMSA_BENCH_WORKERS"))
+	return n
 }
