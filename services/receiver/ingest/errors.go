@@ -48,8 +48,8 @@ func errorf(kind error, format string, args ...any) *Error {
 	return &Error{Kind: kind, Msg: fmt.Sprintf(format, args...)}
 }
 
-// status is how an error kind is answered.
-type status struct {
+// answer is how an error kind is answered.
+type answer struct {
 	http   int
 	grpc   codes.Code
 	reason string // metric label
@@ -57,28 +57,28 @@ type status struct {
 
 var statuses = []struct {
 	kind error
-	status
+	answer
 }{
-	{ErrUnknownSource, status{http.StatusNotFound, codes.NotFound, "unknown_source"}},
-	{ErrNativeSource, status{http.StatusConflict, codes.FailedPrecondition, "native_source"}},
-	{ErrUnauthenticated, status{http.StatusUnauthorized, codes.Unauthenticated, "unauthenticated"}},
-	{ErrUnsupportedMedia, status{http.StatusUnsupportedMediaType, codes.InvalidArgument, "content_type"}},
-	{ErrTooLarge, status{http.StatusRequestEntityTooLarge, codes.InvalidArgument, "too_large"}},
-	{ErrTooManyEvents, status{http.StatusRequestEntityTooLarge, codes.InvalidArgument, "too_many_events"}},
-	{ErrMalformed, status{http.StatusBadRequest, codes.InvalidArgument, "malformed"}},
-	{ErrRateLimited, status{http.StatusTooManyRequests, codes.ResourceExhausted, "rate_limited"}},
-	{ErrBufferFull, status{http.StatusTooManyRequests, codes.ResourceExhausted, "buffer_full"}},
-	{ErrUnavailable, status{http.StatusServiceUnavailable, codes.Unavailable, "kafka_unavailable"}},
-	{ErrSourceConfig, status{http.StatusInternalServerError, codes.Internal, "source_config"}},
-	{ErrMethod, status{http.StatusMethodNotAllowed, codes.Unimplemented, "method"}},
+	{ErrUnknownSource, answer{http.StatusNotFound, codes.NotFound, "unknown_source"}},
+	{ErrNativeSource, answer{http.StatusConflict, codes.FailedPrecondition, "native_source"}},
+	{ErrUnauthenticated, answer{http.StatusUnauthorized, codes.Unauthenticated, "unauthenticated"}},
+	{ErrUnsupportedMedia, answer{http.StatusUnsupportedMediaType, codes.InvalidArgument, "content_type"}},
+	{ErrTooLarge, answer{http.StatusRequestEntityTooLarge, codes.InvalidArgument, "too_large"}},
+	{ErrTooManyEvents, answer{http.StatusRequestEntityTooLarge, codes.InvalidArgument, "too_many_events"}},
+	{ErrMalformed, answer{http.StatusBadRequest, codes.InvalidArgument, "malformed"}},
+	{ErrRateLimited, answer{http.StatusTooManyRequests, codes.ResourceExhausted, "rate_limited"}},
+	{ErrBufferFull, answer{http.StatusTooManyRequests, codes.ResourceExhausted, "buffer_full"}},
+	{ErrUnavailable, answer{http.StatusServiceUnavailable, codes.Unavailable, "kafka_unavailable"}},
+	{ErrSourceConfig, answer{http.StatusInternalServerError, codes.Internal, "source_config"}},
+	{ErrMethod, answer{http.StatusMethodNotAllowed, codes.Unimplemented, "method"}},
 }
 
 // statusOf maps an error of the ingest path to its answer. An error of no
 // known kind is a 500.
-func statusOf(err error) status {
+func statusOf(err error) answer {
 	for _, s := range statuses {
 		if errors.Is(err, s.kind) {
-			st := s.status
+			st := s.answer
 			var e *Error
 			if errors.As(err, &e) && e.reason != "" {
 				st.reason = e.reason
@@ -86,5 +86,5 @@ func statusOf(err error) status {
 			return st
 		}
 	}
-	return status{http.StatusInternalServerError, codes.Internal, "internal"}
+	return answer{http.StatusInternalServerError, codes.Internal, "internal"}
 }

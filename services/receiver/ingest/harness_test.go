@@ -232,9 +232,19 @@ func (h *harness) post(source, contentType string, body []byte, hdr ...string) r
 
 func (h *harness) do(req *http.Request) response {
 	h.t.Helper()
-	resp, err := h.http.Do(req)
+	r, err := h.tryDo(req)
 	if err != nil {
 		h.t.Fatal(err)
+	}
+	return r
+}
+
+// tryDo sends req and decodes the answer; it is safe outside the test's
+// goroutine.
+func (h *harness) tryDo(req *http.Request) (response, error) {
+	resp, err := h.http.Do(req)
+	if err != nil {
+		return response{}, err
 	}
 	defer resp.Body.Close()
 	raw, _ := io.ReadAll(resp.Body)
@@ -244,13 +254,13 @@ func (h *harness) do(req *http.Request) response {
 		Error string   `json:"error"`
 	}
 	if ct := resp.Header.Get("Content-Type"); ct != "application/json" {
-		h.t.Fatalf("response content type %q, want application/json: %s", ct, raw)
+		return out, fmt.Errorf("response content type %q, want application/json: %s", ct, raw)
 	}
 	if err := json.Unmarshal(raw, &body); err != nil {
-		h.t.Fatalf("response is not JSON: %v: %s", err, raw)
+		return out, fmt.Errorf("response is not JSON: %v: %s", err, raw)
 	}
 	out.ids, out.err = body.IDs, body.Error
-	return out
+	return out, nil
 }
 
 // mustAccept posts and fails the test unless the answer is 202.

@@ -29,7 +29,8 @@ type producer struct {
 	maxBuffered   int64
 	maxEventBytes int
 	buffered      atomic.Int64
-	pool          sync.Pool // *batch
+	inflight      atomic.Int64 // requests waiting for acknowledgements
+	pool          sync.Pool    // *batch
 }
 
 // producerOpts are the client options the producer needs on top of the
@@ -143,6 +144,8 @@ func (p *producer) produce(topic string, events []event.Event, lat prometheus.Ob
 			Msg: "the receiver's producer buffer is full (Kafka is slower than the incoming events): retry later"}
 	}
 	defer p.buffered.Add(-need)
+	p.inflight.Add(1)
+	defer p.inflight.Add(-1)
 
 	if cap(b.recs) < len(events) {
 		b.recs = make([]kgo.Record, len(events))

@@ -63,7 +63,6 @@ type Receiver struct {
 
 	eventsPool sync.Pool // *[]event.Event
 	bodyPool   sync.Pool // *[]byte
-	clock      func() time.Time
 }
 
 // Option configures a Receiver beyond its Config.
@@ -84,9 +83,6 @@ func WithSecretBox(box *secret.Box) Option { return func(r *Receiver) { r.box = 
 // of its own.
 func WithHealth(h *telemetry.Health) Option { return func(r *Receiver) { r.health = h } }
 
-// withClock replaces time.Now (tests of times and rate limits).
-func withClock(now func() time.Time) Option { return func(r *Receiver) { r.clock = now } }
-
 // New returns a receiver producing through a client built from kcfg. store
 // is the flow store to read sources from; when nil, the receiver creates
 // one over samsa.flows and runs it itself. reg receives the metrics; when
@@ -101,7 +97,7 @@ func New(cfg Config, kcfg *kafka.Config, store *flow.Store, log *zap.Logger, reg
 	if reg == nil {
 		reg = prometheus.NewRegistry()
 	}
-	r := &Receiver{cfg: cfg, kcfg: kcfg, log: log, reg: reg, store: store, clock: time.Now}
+	r := &Receiver{cfg: cfg, kcfg: kcfg, log: log, reg: reg, store: store}
 	for _, o := range opts {
 		o(r)
 	}
@@ -294,7 +290,7 @@ type request struct {
 // decoding, validation, rate limit, ids, produce, metrics and logs. It
 // returns the events' ids once Kafka acknowledged all of them.
 func (r *Receiver) ingest(in *request) (ids []string, err error) {
-	start := r.clock()
+	start := time.Now()
 	var st *sourceState
 	var n int
 	defer func() { r.record(in, st, n, start, err) }()
@@ -379,7 +375,7 @@ func (r *Receiver) record(in *request, st *sourceState, n int, start time.Time, 
 		source = st.name
 		st.m.bytes.Add(float64(in.bytes))
 	}
-	s := status{http: http.StatusAccepted}
+	s := answer{http: http.StatusAccepted}
 	if err != nil {
 		s = statusOf(err)
 		r.metrics.rejections.WithLabelValues(source, s.reason).Inc()
@@ -392,7 +388,7 @@ func (r *Receiver) record(in *request, st *sourceState, n int, start time.Time, 
 	}
 	fields := []zap.Field{
 		zap.String("request_id", in.requestID), zap.String("source", in.source), zap.String("transport", in.transport),
-		zap.Int("status", s.http), zap.String("reason", s.reason), zap.Duration("elapsed", r.clock().Sub(start)), zap.Error(err),
+		zap.Int("status", s.http), zap.String("reason", s.reason), zap.Duration("elapsed", time.Since(start)), zap.Error(err),
 	}
 	switch {
 	case s.http >= 500:
