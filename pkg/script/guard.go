@@ -731,6 +731,9 @@ func checkJoin(st *runState, sep starlark.String, iterable starlark.Value, what 
 	switch x := iterable.(type) {
 	case *starlark.List:
 		n := x.Len()
+		if err := st.useSteps(n); err != nil {
+			return err
+		}
 		total := int64(len(sep)) * int64(max(n-1, 0))
 		for i := 0; i < n; i++ {
 			if s, ok := x.Index(i).(starlark.String); ok {
@@ -745,6 +748,9 @@ func checkJoin(st *runState, sep starlark.String, iterable starlark.Value, what 
 			return st.useSteps(n)
 		}
 		return nil
+	}
+	if err := st.useSteps(len(elems)); err != nil {
+		return err
 	}
 	total := int64(len(sep)) * int64(max(len(elems)-1, 0))
 	for _, e := range elems {
