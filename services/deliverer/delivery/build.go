@@ -4,12 +4,15 @@ import (
 	"fmt"
 	"time"
 
+	"go.uber.org/zap"
+
 	"google.golang.org/protobuf/proto"
 
 	"github.com/samsa-dev/samsa/pkg/secret"
 	samsav1 "github.com/samsa-dev/samsa/proto/samsa/v1"
 	"github.com/samsa-dev/samsa/services/deliverer/destination"
 	"github.com/samsa-dev/samsa/services/deliverer/destination/httpdest"
+	"github.com/samsa-dev/samsa/services/deliverer/destination/kafkadest"
 )
 
 // DestinationFactory builds the destination of a flow (whose secrets are
@@ -19,7 +22,7 @@ type DestinationFactory func(fl *samsav1.Flow, timeout time.Duration, maxInFligh
 
 func newHandle(d destination.Destination, typ string) *destHandle {
 	h := &destHandle{d: d, typ: typ, caps: d.Capabilities()}
-	if t, ok := d.(destination.Transactional); ok {
+	if t, ok := d.(destination.Transactional); ok && t.Transactional() {
 		h.txn = t
 	}
 	if h.caps.MaxBatch < 1 {
@@ -55,6 +58,26 @@ func (d *Deliverer) defaultFactory(fl *samsav1.Flow, timeout time.Duration, maxI
 			return nil, "", err
 		}
 		return dest, "http", nil
+	case *samsav1.Destination_Kafka:
+		kd := k.Kafka
+		cfg := kafkadest.Config{
+			Topic: kd.GetTopic(), Format: kd.GetFormat(), Own: d.kcfg, Timeout: timeout,
+			TransactionalID: "samsa-deliverer." + fl.GetName() + "." + d.cfg.InstanceID,
+			Log:             d.log.With(zap.String("flow", fl.GetName())),
+		}
+		if len(kd.GetBrokers()) > 0 {
+			tc, err := destination.TLSConfig(kd.GetTls())
+			if err != nil {
+				return nil, "", fmt.Errorf("destination.kafka: %w", err)
+			}
+			cfg.Remote = &kafkadest.Remote{Brokers: kd.GetBrokers(), TLS: tc,
+				SASLMechanism: kd.GetSasl().GetMechanism(), SASLUsername: kd.GetSasl().GetUsername(), SASLPassword: kd.GetSasl().GetPassword()}
+		}
+		dest, err := kafkadest.New(cfg)
+		if err != nil {
+			return nil, "", err
+		}
+		return dest, "kafka", nil
 	}
 	return nil, "", ErrNoDestination
 }

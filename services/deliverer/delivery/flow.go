@@ -326,9 +326,13 @@ func (f *flowRuntime) next() *batch {
 		if l.p.revoking || l.busy || l.waiting {
 			continue
 		}
-		it := l.next()
-		if it == nil {
+		head := l.next()
+		if head == nil {
 			continue
+		}
+		if head.alone && len(b.items) > 0 {
+			f.ready.push(l) // next time, on its own
+			break
 		}
 		l.busy = true
 		b.lanes = append(b.lanes, l)
@@ -337,12 +341,18 @@ func (f *flowRuntime) next() *batch {
 			if it.finished {
 				continue
 			}
+			if it.alone && len(b.items) > 0 {
+				break
+			}
 			it.inFlight = true
 			l.p.inFlight++
 			b.items = append(b.items, it)
-			if !caps.OrderedBatch {
+			if !caps.OrderedBatch || it.alone {
 				break
 			}
+		}
+		if head.alone {
+			break
 		}
 	}
 	if len(b.items) == 0 {
@@ -443,7 +453,9 @@ func (f *flowRuntime) decideLocked(b *batch, results []destination.Result, now t
 			out[i] = decision{act: actIgnore}
 			continue
 		}
+		it.alone = false
 		if r.Class == destination.Requeue {
+			it.alone = r.Alone
 			out[i] = decision{act: actRequeue}
 			continue
 		}

@@ -21,6 +21,8 @@ type item struct {
 	finished bool
 	done     bool
 	inFlight bool
+	// alone: the next attempt goes in a batch of its own.
+	alone bool
 	// finishing marks items whose outcome is being committed in a
 	// transaction (transactional destinations), for offsetsIfFinished.
 	finishing bool

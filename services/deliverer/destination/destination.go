@@ -67,6 +67,10 @@ type Result struct {
 	// Throttled marks a failure that says the destination is alive but
 	// busy (HTTP 429): it does not count towards opening the breaker.
 	Throttled bool
+	// Alone, with Requeue, asks for the event to be tried again in a
+	// batch of its own: a failure of the whole batch could not be pinned
+	// on one event (a broker rejects a record batch as a whole).
+	Alone bool
 }
 
 // Item is one event to deliver.
@@ -122,6 +126,9 @@ type Member struct {
 // aborted it already); Commit finishes it.
 type Transactional interface {
 	Destination
+	// Transactional reports whether this destination commits offsets; a
+	// destination type may be transactional in some configurations only.
+	Transactional() bool
 	// Commit writes deadLetters to their topics in the transaction Deliver
 	// opened (or a new one), commits offsets for the group member, and
 	// commits the transaction. After an error, nothing the transaction
