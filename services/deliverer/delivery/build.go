@@ -13,6 +13,7 @@ import (
 	"github.com/samsa-dev/samsa/services/deliverer/destination"
 	"github.com/samsa-dev/samsa/services/deliverer/destination/httpdest"
 	"github.com/samsa-dev/samsa/services/deliverer/destination/kafkadest"
+	"github.com/samsa-dev/samsa/services/deliverer/destination/pgdest"
 )
 
 // DestinationFactory builds the destination of a flow (whose secrets are
@@ -78,6 +79,16 @@ func (d *Deliverer) defaultFactory(fl *samsav1.Flow, timeout time.Duration, maxI
 			return nil, "", err
 		}
 		return dest, "kafka", nil
+	case *samsav1.Destination_Postgres:
+		pg := k.Postgres
+		dest, err := pgdest.New(pgdest.Config{
+			DSN: pg.GetDsn(), Table: pg.GetTable(), IDColumn: pg.GetIdColumn(), Columns: pg.GetColumns(),
+			JSONColumn: pg.GetJsonColumn(), Mode: pg.GetMode(), MaxConns: min(maxInFlight, 16), Timeout: timeout,
+		})
+		if err != nil {
+			return nil, "", err
+		}
+		return dest, "postgres", nil
 	}
 	return nil, "", ErrNoDestination
 }
