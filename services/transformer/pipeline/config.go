@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"strconv"
 	"strings"
 	"time"
 
@@ -49,12 +50,13 @@ type Config struct {
 	// transform (see pkg/script). Defaults 1,000,000 steps and 100ms.
 	ScriptMaxSteps uint64
 	ScriptTimeout  time.Duration
-	// CreateMissingTopics lets the transformer create a flow's delivery and
-	// dead-letter topics when they do not exist. The control service
-	// creates them when a flow is written; this is the fallback for a flow
-	// whose topics were deleted or never created, which would otherwise
-	// stall every flow of its source. Default true.
-	CreateMissingTopics bool
+	// NoTopicCreation stops the transformer from creating a flow's
+	// delivery and dead-letter topics when they do not exist. The control
+	// service creates them when a flow is written; creating them here is
+	// the fallback for a flow whose topics were deleted or never created,
+	// which would otherwise stall every flow of its source. Default false
+	// (missing topics are created).
+	NoTopicCreation bool
 	// SessionTimeout is how long the group waits for a silent replica (one
 	// that crashed) before giving its partitions to the others. Default 15s.
 	SessionTimeout time.Duration
@@ -74,7 +76,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.StartLookback, "start-lookback", time.Minute, "a source's first flow reads records stamped from this long before the flow was created")
 	fs.Uint64Var(&c.ScriptMaxSteps, "script-max-steps", 1_000_000, "step limit of one event's filter and transform")
 	fs.DurationVar(&c.ScriptTimeout, "script-timeout", 100*time.Millisecond, "wall-clock limit of one event's filter and transform")
-	fs.BoolVar(&c.CreateMissingTopics, "create-missing-topics", true, "create a flow's delivery and dead-letter topics if they are missing (fallback; the control service creates them)")
+	fs.Var(invertedBool{&c.NoTopicCreation}, "create-missing-topics", "create a flow's delivery and dead-letter topics if they are missing (fallback; the control service creates them) (default true)")
 	fs.DurationVar(&c.SessionTimeout, "session-timeout", 15*time.Second, "how long the group waits for a crashed replica before reassigning its partitions")
 	fs.DurationVar(&c.DrainTimeout, "drain-timeout", 30*time.Second, "on shutdown, how long the batch in progress may take to commit")
 }
@@ -136,4 +138,25 @@ func DefaultTransactionalID() string {
 		host = "localhost"
 	}
 	return "samsa-transformer-" + host
+}
+
+// invertedBool is a boolean flag that sets the negation of its field.
+type invertedBool struct{ p *bool }
+
+func (b invertedBool) IsBoolFlag() bool { return true }
+
+func (b invertedBool) String() string {
+	if b.p == nil {
+		return "true"
+	}
+	return strconv.FormatBool(!*b.p)
+}
+
+func (b invertedBool) Set(s string) error {
+	v, err := strconv.ParseBool(s)
+	if err != nil {
+		return err
+	}
+	*b.p = !v
+	return nil
 }

@@ -84,7 +84,7 @@
 // # Topics
 //
 // The control service creates samsa.out.<flow> and samsa.dlq.<flow> when a
-// flow is written. As a fallback (Config.CreateMissingTopics), when a write
+// flow is written. As a fallback (unless Config.NoTopicCreation), when a write
 // fails because one of them is missing, the transformer creates both (with
 // the flow's partition count, or its source topic's) and retries the batch.
 //

@@ -238,6 +238,7 @@ func (p *Pipeline) runSession(ctx context.Context) error {
 		return fmt.Errorf("transformer: init producer id: %w", err)
 	}
 	p.setReady(nil)
+	go p.warnMissing(sess.Client(), tbl.topicList())
 	p.log.Info("transformer consuming", zap.String("group", p.cfg.Group), zap.String("transactional_id", p.cfg.TransactionalID), zap.Strings("topics", tbl.topicList()))
 
 	for ctx.Err() == nil {
@@ -285,10 +286,36 @@ func (p *Pipeline) subscribe(cl *kgo.Client, tbl *table, subscribed map[string]b
 	if len(add) > 0 {
 		p.log.Info("consuming new source topics", zap.Strings("topics", add))
 		cl.AddConsumeTopics(add...)
+		go p.warnMissing(cl, add)
 	}
 	if len(drop) > 0 {
 		p.log.Info("no flows left on source topics; no longer consuming them", zap.Strings("topics", drop))
 		cl.PurgeTopicsFromConsuming(drop...)
+	}
+}
+
+// warnMissing logs the source topics that do not exist: their flows wait
+// for them (a topic created later is picked up within seconds).
+func (p *Pipeline) warnMissing(cl *kgo.Client, topics []string) {
+	if len(topics) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	req := kmsg.NewPtrMetadataRequest()
+	for _, t := range topics {
+		rt := kmsg.NewMetadataRequestTopic()
+		rt.Topic = kmsg.StringPtr(t)
+		req.Topics = append(req.Topics, rt)
+	}
+	resp, err := req.RequestWith(ctx, cl)
+	if err != nil {
+		return
+	}
+	for _, t := range resp.Topics {
+		if err := kerr.ErrorForCode(t.ErrorCode); err != nil && t.Topic != nil {
+			p.log.Warn("source topic not available; its flows wait for it", zap.String("topic", *t.Topic), zap.Error(err))
+		}
 	}
 }
 
@@ -510,7 +537,7 @@ func (p *Pipeline) workContext(ctx context.Context) (context.Context, context.Ca
 // records will be polled again. Records that can never be written (too
 // large for the broker) are remembered, so that the retry dead-letters
 // them; a missing flow topic is created (the fallback of
-// CreateMissingTopics); anything else is retried after a backoff.
+// Config.NoTopicCreation); anything else is retried after a backoff.
 func (p *Pipeline) writeFailed(ctx context.Context, cl *kgo.Client, tbl *table, b *batch, err error) {
 	p.failures++
 	poisoned, missing := b.classifyFailures()
@@ -521,8 +548,8 @@ func (p *Pipeline) writeFailed(ctx context.Context, cl *kgo.Client, tbl *table, 
 	}
 	for _, topic := range missing {
 		f := tbl.flowOfTopic(topic)
-		if f == nil || !p.cfg.CreateMissingTopics {
-			p.log.Warn("flow topic missing", zap.String("topic", topic), zap.Bool("create_missing_topics", p.cfg.CreateMissingTopics))
+		if f == nil || p.cfg.NoTopicCreation {
+			p.log.Warn("flow topic missing", zap.String("topic", topic), zap.Bool("create_missing_topics", !p.cfg.NoTopicCreation))
 			continue
 		}
 		if cerr := p.createFlowTopics(ctx, cl, f); cerr != nil {
