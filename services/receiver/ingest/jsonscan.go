@@ -2,6 +2,7 @@ package ingest
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"unicode/utf8"
@@ -199,14 +200,32 @@ var strSafe = func() (t [256]bool) {
 	return t
 }()
 
+const (
+	lsb = 0x0101010101010101
+	msb = 0x8080808080808080
+)
+
+// special reports whether any of the eight bytes in w is a quote, a
+// backslash, a control character or non-ASCII: a byte str must look at.
+// Each test is the classic "has a zero byte" bit trick, exact as a whole.
+func special(w uint64) bool {
+	q := w ^ (lsb * '"')
+	bs := w ^ (lsb * '\\')
+	return ((q-lsb)&^q|(bs-lsb)&^bs|(w-lsb*0x20)&^w|w)&msb != 0
+}
+
 // str scans a string at s.i (which holds '"') and reports whether it has
 // escapes.
 func (s *scanner) str() (escaped bool, err error) {
 	s.i++
 	b := s.b
 	for {
-		// The fast path: a run of plain ASCII.
+		// The fast path: a run of plain ASCII, eight bytes at a time, then
+		// byte by byte up to the first byte that needs a look.
 		i := s.i
+		for i+8 <= len(b) && !special(binary.LittleEndian.Uint64(b[i:])) {
+			i += 8
+		}
 		for i < len(b) && strSafe[b[i]] {
 			i++
 		}

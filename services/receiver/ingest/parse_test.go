@@ -375,3 +375,19 @@ func ndjsonBody(n, size int) []byte {
 	}
 	return buf.Bytes()
 }
+
+func TestSpecialMatchesByteTable(t *testing.T) {
+	for c := 0; c < 256; c++ {
+		for pos := 0; pos < 8; pos++ {
+			b := []byte("abcdefgh")
+			b[pos] = byte(c)
+			w := uint64(0)
+			for i := 7; i >= 0; i-- {
+				w = w<<8 | uint64(b[i])
+			}
+			if got, want := special(w), !strSafe[c]; got != want {
+				t.Fatalf("special with byte %#02x at %d = %v, want %v", c, pos, got, want)
+			}
+		}
+	}
+}

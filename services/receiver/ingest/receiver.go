@@ -322,10 +322,12 @@ func (r *Receiver) ingest(in *request) (ids []string, err error) {
 	ep := r.getEvents()
 	defer r.putEvents(ep)
 	events, err := in.decode(st, start, (*ep)[:0])
-	*ep = events[:0]
 	if err != nil {
+		// The parser may have filled part of the slice before failing.
+		clear((*ep)[:cap(*ep)])
 		return nil, err
 	}
+	*ep = events // keeps a grown slice, and tells putEvents what to clear
 	if len(events) > r.cfg.MaxEvents {
 		return nil, errorf(ErrTooManyEvents, "%d events in one request, more than %d: split the batch", len(events), r.cfg.MaxEvents)
 	}
@@ -412,6 +414,8 @@ func (r *Receiver) putEvents(p *[]event.Event) {
 	if cap(*p) > 4096 {
 		return
 	}
-	clear((*p)[:cap(*p)])
+	// Drop the references to the request's buffers before pooling.
+	clear(*p)
+	*p = (*p)[:0]
 	r.eventsPool.Put(p)
 }
