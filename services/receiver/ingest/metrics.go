@@ -15,9 +15,10 @@ type metrics struct {
 	authFailures *prometheus.CounterVec
 	ackLatency   *prometheus.HistogramVec
 	buffered     prometheus.GaugeFunc
+	inflight     prometheus.GaugeFunc
 }
 
-func newMetrics(reg prometheus.Registerer, buffered func() float64) *metrics {
+func newMetrics(reg prometheus.Registerer, buffered, inflight func() float64) *metrics {
 	m := &metrics{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "samsa_receiver_requests_total",
@@ -48,8 +49,12 @@ func newMetrics(reg prometheus.Registerer, buffered func() float64) *metrics {
 			Name: "samsa_receiver_buffered_bytes",
 			Help: "Encoded events awaiting Kafka's acknowledgement (bounded by --max-buffered-bytes).",
 		}, buffered),
+		inflight: prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "samsa_receiver_inflight_requests",
+			Help: "Requests whose events are waiting for Kafka's acknowledgement.",
+		}, inflight),
 	}
-	reg.MustRegister(m.requests, m.events, m.bytes, m.rejections, m.authFailures, m.ackLatency, m.buffered)
+	reg.MustRegister(m.requests, m.events, m.bytes, m.rejections, m.authFailures, m.ackLatency, m.buffered, m.inflight)
 	return m
 }
 

@@ -50,6 +50,7 @@ const (
 	maxTextLen      = 4096 // type, subject, attribute values, content type
 	maxAttrNameLen  = 64
 	maxTraceHdrLen  = 512
+	maxSuffixLen    = 8 // "-<n>" of the ids of an NDJSON batch
 	defaultDataType = ContentTypeJSON
 )
 
@@ -264,6 +265,9 @@ func parseSingle(meta *binaryMeta, contentType string, body []byte, lim limits, 
 // id from the headers (Idempotency-Key, ce-id), the n-th event (from 0) gets
 // the id "<id>-<n>", so that a retried batch keeps its ids.
 func parseNDJSON(meta *binaryMeta, body []byte, lim limits, dst []event.Event) ([]event.Event, error) {
+	if len(meta.id) > maxIDLen-maxSuffixLen {
+		return nil, errorf(ErrMalformed, "Idempotency-Key (or ce-id) of an NDJSON batch: at most %d bytes, as event ids are <key>-<n>", maxIDLen-maxSuffixLen)
+	}
 	line := 0
 	n := 0
 	var idb []byte

@@ -10,7 +10,7 @@
 //
 // Every request, whatever its transport, goes through Receiver.ingest:
 // source lookup, auth, decoding, validation, rate limit, ids, produce,
-// metrics. See docs/receiver.md for the HTTP contract.
+// metrics. docs/ingest.md documents the contract for producers.
 package ingest
 
 import (
@@ -124,7 +124,9 @@ func New(cfg Config, kcfg *kafka.Config, store *flow.Store, log *zap.Logger, reg
 	}
 	r.cl = cl
 	r.prod = newProducer(cl, &r.cfg)
-	r.metrics = newMetrics(reg, func() float64 { return float64(r.prod.buffered.Load()) })
+	r.metrics = newMetrics(reg,
+		func() float64 { return float64(r.prod.buffered.Load()) },
+		func() float64 { return float64(r.prod.inflight.Load()) })
 	var open func(string) (string, error)
 	if r.box != nil {
 		open = r.box.Open
