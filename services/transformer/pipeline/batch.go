@@ -70,6 +70,10 @@ type batch struct {
 	next    atomic.Int64
 	workers []*worker
 	promise func(*kgo.Record, error)
+	// deadline: past it, the remaining records are not processed and the
+	// batch fails with errBatchTooSlow. Zero means none.
+	deadline time.Time
+	slow     atomic.Bool
 
 	errMu    sync.Mutex
 	firstErr error
@@ -324,8 +328,24 @@ func (w *worker) chunk(c *chunk) {
 		return // consumed; no flow reads this topic any more
 	}
 	for i, r := range c.recs {
+		if w.b.tooSlow() {
+			return
+		}
 		w.record(c, int32(i), r)
 	}
+}
+
+// tooSlow reports, once the batch's deadline has passed, that it failed.
+func (b *batch) tooSlow() bool {
+	if b.slow.Load() {
+		return true
+	}
+	if b.deadline.IsZero() || time.Now().Before(b.deadline) {
+		return false
+	}
+	b.slow.Store(true)
+	b.fail(errBatchTooSlow)
+	return true
 }
 
 // record runs every flow of every source of the record's topic.

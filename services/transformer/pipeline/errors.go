@@ -8,4 +8,7 @@ var (
 	ErrNotReady = errors.New("transformer not consuming yet")
 	// ErrTooLarge: an output or dead letter does not fit in one Kafka record.
 	ErrTooLarge = errors.New("record too large for Kafka")
+	// errBatchTooSlow: a batch was abandoned because it would not have
+	// ended within the transaction timeout.
+	errBatchTooSlow = errors.New("batch took too long")
 )

@@ -39,6 +39,7 @@ type Pipeline struct {
 	tbl      *table
 	poison   map[poisonKey]poisonEntry
 	failures int // consecutive failed batches, for the backoff
+	batchMax int // records per poll: MaxBatch, less after a batch ran too long
 
 	// dirty is set by the store's watch; pollCancel interrupts a poll so
 	// that a new topic is subscribed at once.
@@ -77,6 +78,7 @@ func New(cfg Config, kcfg *kafka.Config, store *flow.Store, log *zap.Logger, reg
 		readyErr: ErrNotReady,
 		warnedAt: map[string]time.Time{},
 	}
+	p.batchMax = p.cfg.MaxBatch
 	for _, o := range opts {
 		o(p)
 	}
@@ -247,7 +249,7 @@ func (p *Pipeline) runSession(ctx context.Context) error {
 		if p.dirty.Swap(false) {
 			p.subscribe(sess.Client(), p.currentTable(), subscribed)
 		}
-		fs := sess.PollRecords(pollCtx, p.cfg.MaxBatch)
+		fs := sess.PollRecords(pollCtx, p.batchMax)
 		p.pollCancel.Store(nil)
 		cancel()
 		if err := p.fetchErrors(fs); err != nil {
@@ -480,6 +482,9 @@ func (p *Pipeline) transact(ctx context.Context, sess *kgo.GroupTransactSession,
 		return fmt.Errorf("transformer: begin transaction: %w", err)
 	}
 	b := newBatch(workCtx, p, tbl, fs)
+	// A batch must end well within the transaction timeout, or the broker
+	// aborts it and the same batch would fail again and again.
+	b.deadline = start.Add(p.cfg.TransactionTimeout / 2)
 	b.run(func(r *kgo.Record) { sess.Produce(workCtx, r, b.promise) })
 	if p.txnRecords != nil {
 		for _, r := range p.txnRecords() {
@@ -512,10 +517,19 @@ func (p *Pipeline) transact(ctx context.Context, sess *kgo.GroupTransactSession,
 			p.log.Info("transaction aborted by a rebalance; redoing the batch", zap.Int("records", b.records))
 			return nil
 		}
+		if errors.Is(writeErr, errBatchTooSlow) {
+			p.batchMax = max(1, b.records/4)
+			p.log.Warn("batch took too long for its transaction; aborted, retrying with smaller batches",
+				zap.Int("records", b.records), zap.Duration("took", time.Since(start)), zap.Int("max_batch", p.batchMax))
+			return nil
+		}
 		p.writeFailed(workCtx, sess.Client(), tbl, b, writeErr)
 		return nil
 	}
 	p.failures = 0
+	if p.batchMax < p.cfg.MaxBatch && time.Since(start) < p.cfg.TransactionTimeout/20 {
+		p.batchMax = min(p.cfg.MaxBatch, p.batchMax*2)
+	}
 	p.m.txns.WithLabelValues("committed").Inc()
 	p.m.batch.Observe(float64(b.records))
 	b.report()
@@ -536,11 +550,14 @@ func (p *Pipeline) workContext(ctx context.Context) (context.Context, context.Ca
 // writeFailed handles a batch whose writes failed: it was aborted and its
 // records will be polled again. Records that can never be written (too
 // large for the broker) are remembered, so that the retry dead-letters
-// them; a missing flow topic is created (the fallback of
-// Config.NoTopicCreation); anything else is retried after a backoff.
+// them; a missing flow topic is created (unless Config.NoTopicCreation);
+// anything else is retried after a backoff.
 func (p *Pipeline) writeFailed(ctx context.Context, cl *kgo.Client, tbl *table, b *batch, err error) {
 	p.failures++
 	poisoned, missing := b.classifyFailures()
+	if len(p.poison) > 10000 {
+		clear(p.poison) // entries of partitions that moved to other replicas
+	}
 	for k, e := range poisoned {
 		p.poison[k] = e
 		p.log.Warn("record cannot be written; dead-lettering it on retry",
