@@ -388,6 +388,10 @@ func (r *Receiver) record(in *request, st *sourceState, n int, start time.Time, 
 	}
 	r.metrics.requests.WithLabelValues(source, in.transport, statusText(s.http)).Inc()
 	if err == nil {
+		if ce := r.log.Check(zap.DebugLevel, "ingest request accepted"); ce != nil {
+			ce.Write(zap.String("request_id", in.requestID), zap.String("source", source), zap.String("transport", in.transport),
+				zap.Int("events", n), zap.Duration("elapsed", time.Since(start)))
+		}
 		return
 	}
 	fields := []zap.Field{
