@@ -165,6 +165,9 @@ auth:
 	if out := c.must("", "resume", "big-orders"); out != "flow/big-orders resumed\n" {
 		t.Fatalf("resume: %s", out)
 	}
+	if code, out, errs := c.run("", "dlq", "redrive", "big-orders", "--since", "1h"); code != 0 || out != "flow/big-orders: redrove 0 of 0 dead letters\n" {
+		t.Fatalf("dlq redrive: exit %d %s%s", code, out, errs)
+	}
 	events := `{"type": "order.created", "data": {"id": "o1", "amount": 12.5}}
 {"type": "order.created", "data": {"id": "o2", "amount": 1}}
 `

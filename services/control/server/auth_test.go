@@ -58,12 +58,15 @@ func TestAuthEveryEndpoint(t *testing.T) {
 			}
 		}
 		for role, tok := range roleTokens {
-			code, m := in.restJSON(t, ep.method, ep.path, tok, ep.body)
-			switch {
-			case role < ep.need && (code != http.StatusForbidden || errCode(m) != "PERMISSION_DENIED"):
-				t.Errorf("%s as %s: %d %v, want 403", name, role, code, m)
-			case role >= ep.need && (code == http.StatusUnauthorized || code == http.StatusForbidden):
-				t.Errorf("%s as %s: %d %v, want it allowed", name, role, code, m)
+			if role < ep.need {
+				if code, m := in.restJSON(t, ep.method, ep.path, tok, ep.body); code != http.StatusForbidden || errCode(m) != "PERMISSION_DENIED" {
+					t.Errorf("%s as %s: %d %v, want 403", name, role, code, m)
+				}
+				continue
+			}
+			// The redrive answers a stream of JSON lines, so the body is not parsed here.
+			if code, b := in.rest(t, ep.method, ep.path, tok, ep.body); code == http.StatusUnauthorized || code == http.StatusForbidden {
+				t.Errorf("%s as %s: %d %s, want it allowed", name, role, code, b)
 			}
 		}
 	}

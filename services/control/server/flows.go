@@ -4,6 +4,8 @@ import (
 	"context"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kgo"
+
 	"github.com/samsa-dev/samsa/pkg/flow"
 	samsav1 "github.com/samsa-dev/samsa/proto/samsa/v1"
 )
@@ -15,6 +17,7 @@ type flowService struct {
 	res *flow.Resources
 	m   *metrics
 	now func() time.Time
+	kcl *kgo.Client // the admin client, for redrives
 }
 
 func (s *flowService) GetFlow(ctx context.Context, req *samsav1.GetFlowRequest) (*samsav1.Flow, error) {

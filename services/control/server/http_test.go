@@ -120,15 +120,19 @@ func TestHTTPEndpoints(t *testing.T) {
 	if code, m := in.restJSON(t, "PUT", "/v1/sources/"+src, editorTok, `{"partitions": 3, "retention": "72h"}`); code != 200 || m["result"] != "updated" {
 		t.Fatalf("update source: %d %v", code, m)
 	}
-	rcs, err = adm.DescribeTopicConfigs(ctx, kafka.SourceTopic(src))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, c := range rcs[0].Configs {
-		if c.Key == "retention.ms" && c.MaybeValue() != "259200000" {
-			t.Errorf("updated retention.ms %s", c.MaybeValue())
+	// Configs reach every broker's view a little later.
+	eventually(t, 10*time.Second, "updated retention.ms 259200000", func() bool {
+		rcs, err := adm.DescribeTopicConfigs(ctx, kafka.SourceTopic(src))
+		if err != nil || len(rcs) != 1 {
+			return false
 		}
-	}
+		for _, c := range rcs[0].Configs {
+			if c.Key == "retention.ms" {
+				return c.MaybeValue() == "259200000"
+			}
+		}
+		return false
+	})
 
 	// Metrics count the calls.
 	_, b = in.rest(t, "GET", "/metrics", "", "")

@@ -132,7 +132,10 @@ func New(cfg Config, log *zap.Logger, reg prometheus.Registerer, kcfg *kafka.Con
 	if s.httpLn, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
 		return nil, fmt.Errorf("control: listen on --http-addr: %w", err)
 	}
-	if s.admin, err = kcfg.NewClient(log); err != nil {
+	// The admin client creates topics and then waits for them to show in
+	// metadata: it must not answer metadata requests from a cache that
+	// predates the topics (franz-go's default keeps answers for 5s).
+	if s.admin, err = kcfg.NewClient(log, kgo.MetadataMinAge(100*time.Millisecond)); err != nil {
 		return nil, err
 	}
 	s.store = o.store
@@ -169,7 +172,7 @@ func New(cfg Config, log *zap.Logger, reg prometheus.Registerer, kcfg *kafka.Con
 	healthpb.RegisterHealthServer(s.grpcSrv, s.healthSrv)
 	for _, gs := range []*grpc.Server{s.grpcSrv, s.innerSrv} {
 		samsav1.RegisterSourceServiceServer(gs, &sourceService{res: s.res, m: m})
-		samsav1.RegisterFlowServiceServer(gs, &flowService{res: s.res, m: m, now: o.now})
+		samsav1.RegisterFlowServiceServer(gs, &flowService{res: s.res, m: m, now: o.now, kcl: s.admin})
 		samsav1.RegisterTransformServiceServer(gs, &transformService{res: s.res, maxEvents: cfg.MaxTestEvents, now: o.now})
 	}
 

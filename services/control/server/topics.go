@@ -41,6 +41,9 @@ func (t *topics) ProvisionSource(ctx context.Context, src *samsav1.Source) error
 	if err := t.kcfg.EnsureTopics(ctx, t.cl, spec); err != nil {
 		return err
 	}
+	if err := t.await(ctx, spec.Name); err != nil {
+		return err
+	}
 	// The topic may have existed with another retention (an updated source).
 	resp, err := kadm.NewClient(t.cl).AlterTopicConfigs(ctx,
 		[]kadm.AlterConfig{{Op: kadm.SetConfig, Name: "retention.ms", Value: kadm.StringPtr(retention)}}, spec.Name)
@@ -68,11 +71,48 @@ func (t *topics) ProvisionFlow(ctx context.Context, f *samsav1.Flow, src *samsav
 		parts = flow.DefaultSourcePartitions
 	}
 	dlqMs := strconv.FormatInt(t.dlqRetention.Milliseconds(), 10)
-	return t.kcfg.EnsureTopics(ctx, t.cl,
+	err := t.kcfg.EnsureTopics(ctx, t.cl,
 		kafka.TopicSpec{Name: kafka.DeliveryTopic(f.GetName()), Partitions: parts, Replication: -1},
 		kafka.TopicSpec{Name: kafka.DLQTopic(f.GetName()), Partitions: parts, Replication: -1,
 			Configs: map[string]*string{"retention.ms": kadm.StringPtr(dlqMs)}},
 	)
+	if err != nil {
+		return err
+	}
+	return t.await(ctx, kafka.DeliveryTopic(f.GetName()), kafka.DLQTopic(f.GetName()))
+}
+
+// awaitTimeout bounds the wait for new topics to show in metadata.
+const awaitTimeout = 10 * time.Second
+
+// await waits until the brokers' metadata shows every topic, so that a
+// service that sees the resource right after it is written finds its
+// topics.
+func (t *topics) await(ctx context.Context, names ...string) error {
+	ctx, cancel := context.WithTimeout(ctx, awaitTimeout)
+	defer cancel()
+	adm := kadm.NewClient(t.cl)
+	for {
+		tds, err := adm.ListTopics(ctx, names...)
+		if err == nil {
+			missing := ""
+			for _, n := range names {
+				if td, ok := tds[n]; !ok || td.Err != nil || len(td.Partitions) == 0 {
+					missing = n
+					break
+				}
+			}
+			if missing == "" {
+				return nil
+			}
+			err = fmt.Errorf("topic %s not in the metadata yet", missing)
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("waiting for new topics: %w", err)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
 }
 
 // partitionsOf returns the partition count of topic, 0 if unknown.
