@@ -16,11 +16,12 @@ ARG BASE_IMAGE=gcr.io/distroless/static-debian12:nonroot
 # (CGO_ENABLED=0), so no emulation is needed for other architectures.
 FROM --platform=$BUILDPLATFORM golang:${GO_VERSION} AS build
 WORKDIR /src
-ENV CGO_ENABLED=0 GOWORK=off GOFLAGS=-trimpath GOTOOLCHAIN=local
+ENV CGO_ENABLED=0 GOFLAGS=-trimpath GOTOOLCHAIN=local
 
 # Dependencies first, in their own layer and cache, so a source change does
-# not download modules again.
-COPY go.mod go.sum ./
+# not download modules again. The build uses the workspace (go.work), as
+# `make build` does.
+COPY go.mod go.sum go.work go.work.sum ./
 RUN --mount=type=cache,target=/go/pkg/mod \
     go mod download
 

@@ -182,5 +182,5 @@ generated on install (read back from the cluster), else a new one.
 
 {{/* The services that take --insecure. */}}
 {{- define "samsa.takesInsecure" -}}
-{{- if has . (list "control" "receiver" "deliverer") }}true{{ end }}
+{{- if has . (list "control" "receiver") }}true{{ end }}
 {{- end }}
