@@ -66,7 +66,7 @@ type bounds struct{ min, max time.Duration }
 // Allowed values of the enumerated fields.
 var (
 	SourceFormats      = []string{"envelope", "json", "bytes"}
-	KafkaFormats       = []string{"envelope", "json"}
+	KafkaFormats       = []string{"envelope", "json", "avro"}
 	SignaturePresets   = []string{"github", "stripe", "standard-webhooks", "generic"}
 	SignatureAlgos     = []string{"sha256", "sha1", "sha512"}
 	SignatureEncodings = []string{"hex", "base64"}

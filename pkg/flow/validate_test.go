@@ -178,7 +178,7 @@ func TestValidateFlowErrors(t *testing.T) {
 		{"kafka internal topic", kafkaFlow(func(k *samsav1.KafkaDestination) { k.Topic = "samsa.flows" }), "flow.destination.kafka.topic: samsa.flows is one of Samsa's own topics; only samsa.src.<source> topics may be written (to feed another source)"},
 		{"kafka loop", kafkaFlow(func(k *samsav1.KafkaDestination) { k.Topic = "samsa.src.orders" }), "flow.destination.kafka.topic: samsa.src.orders is the flow's own source topic: every event would loop forever"},
 		{"kafka broker", kafkaFlow(func(k *samsav1.KafkaDestination) { k.Brokers = []string{"kafka1"} }), `flow.destination.kafka.brokers[0]: "kafka1": want host:port`},
-		{"kafka format", kafkaFlow(func(k *samsav1.KafkaDestination) { k.Format = "xml" }), `flow.destination.kafka.format: "xml" is not one of envelope, json`},
+		{"kafka format", kafkaFlow(func(k *samsav1.KafkaDestination) { k.Format = "xml" }), `flow.destination.kafka.format: "xml" is not one of envelope, json, avro`},
 		{"sasl mechanism", kafkaFlow(func(k *samsav1.KafkaDestination) {
 			k.Brokers = []string{"k:9092"}
 			k.Sasl = &samsav1.Sasl{Mechanism: "GSSAPI", Username: "u", Password: "p"}
