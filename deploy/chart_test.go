@@ -159,7 +159,7 @@ func render(t *testing.T, vals map[string]any) (*release, error) {
 		}
 	}
 	values := top["Values"].(chartutil.Values)
-	for _, path := range []string{"kafka.tls.existingSecret", "kafka.sasl.existingSecret", "auth.existingSecret", "encryption.existingSecret"} {
+	for _, path := range []string{"kafka.tls.existingSecret", "kafka.sasl.existingSecret", "auth.existingSecret", "encryption.existingSecret", "control.grpcTLS.existingSecret", "kafka.tls.clientCertSecret"} {
 		if v, err := values.PathValue(path); err == nil && v != "" {
 			r.external[v.(string)] = true
 		}
@@ -394,10 +394,13 @@ func chartCases(t *testing.T) []chartCase {
 				"encryption": map[string]any{"keys": []any{"k2:" + b64(32, 2), "k1:" + b64(32, 1)}},
 				"kafka": map[string]any{
 					"brokers": []any{"b-1.example:9096", "b-2.example:9096"},
-					"tls":     map[string]any{"enabled": true, "existingSecret": "kafka-mtls", "caKey": "ca.pem", "certKey": "user.crt", "keyKey": "user.key", "serverName": "kafka.example"},
-					"sasl":    map[string]any{"mechanism": "PLAIN", "username": "svc", "password": "s3cret"},
+					"tls": map[string]any{"enabled": true, "existingSecret": "kafka-ca", "caKey": "ca.pem",
+						"clientCertSecret": "kafka-user", "certKey": "user.crt", "keyKey": "user.key", "serverName": "kafka.example"},
+					"sasl": map[string]any{"mechanism": "PLAIN", "username": "svc", "password": "s3cret"},
 				},
-				"control":     map[string]any{"autoscaling": map[string]any{"enabled": true}, "podAntiAffinity": "none", "ingress": map[string]any{"enabled": true, "hosts": []any{map[string]any{"host": "api.example", "paths": []any{map[string]any{"path": "/", "pathType": "Prefix"}}}}}},
+				"control": map[string]any{"autoscaling": map[string]any{"enabled": true}, "podAntiAffinity": "none",
+					"grpcTLS": map[string]any{"existingSecret": "control-grpc-tls", "clientAuth": true},
+					"ingress": map[string]any{"enabled": true, "hosts": []any{map[string]any{"host": "api.example", "paths": []any{map[string]any{"path": "/", "pathType": "Prefix"}}}}}},
 				"receiver":    map[string]any{"autoscaling": map[string]any{"enabled": true}, "podAntiAffinity": "hard", "preStopSleepSeconds": 0},
 				"transformer": map[string]any{"autoscaling": map[string]any{"enabled": true}, "podDisruptionBudget": map[string]any{"enabled": false}},
 				"deliverer":   map[string]any{"autoscaling": map[string]any{"enabled": true}, "env": []any{map[string]any{"name": "SAMSA_LOG_LEVEL", "value": "debug"}}},
@@ -420,6 +423,17 @@ func chartCases(t *testing.T) []chartCase {
 				if env := containerEnv(r, "control"); env["SAMSA_TOKENS"] != nil {
 					t.Errorf("insecure control still reads SAMSA_TOKENS")
 				}
+				ctl := deploymentOf(r, "control")
+				if !mountsSecret(ctl.Spec.Template.Spec, ctl.Spec.Template.Spec.Containers[0], "control-grpc-tls", "/etc/samsa/grpc-tls") {
+					t.Errorf("control: Secret control-grpc-tls is not mounted at /etc/samsa/grpc-tls")
+				}
+				ctlEnv := map[string]string{}
+				for _, e := range ctl.Spec.Template.Spec.Containers[0].Env {
+					ctlEnv[e.Name] = e.Value
+				}
+				if ctlEnv["SAMSA_GRPC_TLS_CERT"] != "/etc/samsa/grpc-tls/tls.crt" || ctlEnv["SAMSA_GRPC_TLS_KEY"] != "/etc/samsa/grpc-tls/tls.key" || ctlEnv["SAMSA_GRPC_CLIENT_CA"] != "/etc/samsa/grpc-tls/ca.crt" {
+					t.Errorf("control: gRPC TLS settings %v", ctlEnv)
+				}
 				if got := secretValue(t, r, fullName, "kafka-sasl-password"); got != "s3cret" {
 					t.Errorf("kafka-sasl-password = %q", got)
 				}
@@ -436,6 +450,12 @@ func chartCases(t *testing.T) []chartCase {
 				for _, d := range r.deployments() {
 					if d.Spec.Replicas != nil {
 						t.Errorf("%s: replicas set although autoscaled", d.Name)
+					}
+					pod := d.Spec.Template.Spec
+					for _, sec := range []string{"kafka-ca", "kafka-user"} {
+						if !mountsSecret(pod, pod.Containers[0], sec, "/etc/samsa/kafka-tls") {
+							t.Errorf("%s: Secret %s is not mounted at /etc/samsa/kafka-tls", d.Name, sec)
+						}
 					}
 					if d.Spec.Template.Spec.ServiceAccountName != "existing-sa" {
 						t.Errorf("%s: service account %q, want existing-sa", d.Name, d.Spec.Template.Spec.ServiceAccountName)
@@ -614,9 +634,25 @@ func containerEnv(r *release, component string) map[string]*corev1.EnvVarSource 
 	return out
 }
 
+// volumeSecrets are the Secrets a volume projects.
+func volumeSecrets(v corev1.Volume) []string {
+	var out []string
+	if v.Secret != nil {
+		out = append(out, v.Secret.SecretName)
+	}
+	if v.Projected != nil {
+		for _, src := range v.Projected.Sources {
+			if src.Secret != nil {
+				out = append(out, src.Secret.Name)
+			}
+		}
+	}
+	return out
+}
+
 func mountsSecret(pod corev1.PodSpec, c corev1.Container, secretName, path string) bool {
 	for _, v := range pod.Volumes {
-		if v.Secret == nil || v.Secret.SecretName != secretName {
+		if !slices.Contains(volumeSecrets(v), secretName) {
 			continue
 		}
 		for _, vm := range c.VolumeMounts {
@@ -763,9 +799,9 @@ func checkDeployments(t *testing.T, r *release) {
 		vols := map[string]corev1.Volume{}
 		for _, v := range pod.Volumes {
 			vols[v.Name] = v
-			if v.Secret != nil {
-				if _, ok := r.find("Secret", v.Secret.SecretName); !ok && !r.external[v.Secret.SecretName] {
-					t.Errorf("%s: volume %s mounts Secret %s, which is neither rendered nor named in the values", where, v.Name, v.Secret.SecretName)
+			for _, name := range volumeSecrets(v) {
+				if _, ok := r.find("Secret", name); !ok && !r.external[name] {
+					t.Errorf("%s: volume %s mounts Secret %s, which is neither rendered nor named in the values", where, v.Name, name)
 				}
 			}
 		}

@@ -184,3 +184,9 @@ generated on install (read back from the cluster), else a new one.
 {{- define "samsa.takesInsecure" -}}
 {{- if has . (list "control" "receiver") }}true{{ end }}
 {{- end }}
+
+{{/* Whether the pods mount Kafka TLS files: a CA, a client certificate, or both. */}}
+{{- define "samsa.kafkaTLSFiles" -}}
+{{- $tls := .Values.kafka.tls }}
+{{- if and $tls.enabled (or (and $tls.existingSecret $tls.caKey) (and $tls.certKey $tls.keyKey (or $tls.clientCertSecret $tls.existingSecret))) }}true{{ end }}
+{{- end }}
