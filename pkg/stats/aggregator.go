@@ -44,6 +44,7 @@ type Aggregator struct {
 	log      *zap.Logger
 	interval time.Duration
 	keep     time.Duration
+	topic    string
 	now      func() time.Time
 
 	mu      sync.Mutex
@@ -58,18 +59,21 @@ type AggregatorOpt func(*Aggregator)
 // history. Default 10s.
 func SampleEvery(d time.Duration) AggregatorOpt { return func(a *Aggregator) { a.interval = d } }
 
+// Topic reads reports from topic instead of samsa.stats (tests).
+func Topic(topic string) AggregatorOpt { return func(a *Aggregator) { a.topic = topic } }
+
 // KeepHistory sets how much history is kept per flow. Default 1h.
 func KeepHistory(d time.Duration) AggregatorOpt { return func(a *Aggregator) { a.keep = d } }
 
 // NewAggregator returns an aggregator reading samsa.stats with its own client.
 func NewAggregator(cfg *kafka.Config, log *zap.Logger, opts ...AggregatorOpt) (*Aggregator, error) {
-	a := &Aggregator{log: log, interval: 10 * time.Second, keep: time.Hour, now: time.Now,
+	a := &Aggregator{log: log, interval: 10 * time.Second, keep: time.Hour, now: time.Now, topic: kafka.StatsTopic,
 		reports: map[string]*Report{}, history: map[string][]Sample{}}
 	for _, o := range opts {
 		o(a)
 	}
 	cl, err := cfg.NewClient(log,
-		kgo.ConsumeTopics(kafka.StatsTopic),
+		kgo.ConsumeTopics(a.topic),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		kgo.FetchMaxWait(500*time.Millisecond),

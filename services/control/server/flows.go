@@ -18,6 +18,9 @@ type flowService struct {
 	m   *metrics
 	now func() time.Time
 	kcl *kgo.Client // the admin client, for redrives
+	// stats completes statuses with the data plane's numbers; nil leaves
+	// them at what the definition alone says.
+	stats *flowStats
 }
 
 func (s *flowService) GetFlow(ctx context.Context, req *samsav1.GetFlowRequest) (*samsav1.Flow, error) {

@@ -22,6 +22,7 @@ import (
 	"github.com/samsa-dev/samsa/pkg/flow"
 	"github.com/samsa-dev/samsa/pkg/kafka"
 	"github.com/samsa-dev/samsa/pkg/secret"
+	"github.com/samsa-dev/samsa/pkg/stats"
 	"github.com/samsa-dev/samsa/pkg/telemetry"
 	samsav1 "github.com/samsa-dev/samsa/proto/samsa/v1"
 )
@@ -40,6 +41,7 @@ type Server struct {
 	admin    *kgo.Client
 	health   *telemetry.Health
 	topicsOK chan struct{}
+	agg      *stats.Aggregator
 
 	grpcSrv   *grpc.Server // the public gRPC port
 	innerSrv  *grpc.Server // the same API, in memory, for the gateway
@@ -138,6 +140,9 @@ func New(cfg Config, log *zap.Logger, reg prometheus.Registerer, kcfg *kafka.Con
 	if s.admin, err = kcfg.NewClient(log, kgo.MetadataMinAge(100*time.Millisecond)); err != nil {
 		return nil, err
 	}
+	if s.agg, err = stats.NewAggregator(kcfg, log.Named("stats"), stats.Topic(cfg.statsTopic())); err != nil {
+		return nil, err
+	}
 	s.store = o.store
 	if s.store == nil {
 		if s.store, err = flow.NewStore(kcfg, log, flow.WithTopic(cfg.flowsTopic())); err != nil {
@@ -172,7 +177,7 @@ func New(cfg Config, log *zap.Logger, reg prometheus.Registerer, kcfg *kafka.Con
 	healthpb.RegisterHealthServer(s.grpcSrv, s.healthSrv)
 	for _, gs := range []*grpc.Server{s.grpcSrv, s.innerSrv} {
 		samsav1.RegisterSourceServiceServer(gs, &sourceService{res: s.res, m: m})
-		samsav1.RegisterFlowServiceServer(gs, &flowService{res: s.res, m: m, now: o.now, kcl: s.admin})
+		samsav1.RegisterFlowServiceServer(gs, &flowService{res: s.res, m: m, now: o.now, kcl: s.admin, stats: newFlowStats(s.agg, s.admin)})
 		samsav1.RegisterTransformServiceServer(gs, &transformService{res: s.res, maxEvents: cfg.MaxTestEvents, now: o.now})
 	}
 
@@ -226,6 +231,15 @@ func (s *Server) Run(ctx context.Context) error {
 		}
 		storeDone <- nil
 	}()
+	aggDone := make(chan struct{})
+	go func() {
+		defer close(aggDone)
+		select {
+		case <-s.topicsOK:
+			_ = s.agg.Run(storeCtx)
+		case <-storeCtx.Done():
+		}
+	}()
 	go func() {
 		select {
 		case <-s.store.Ready():
@@ -252,6 +266,7 @@ func (s *Server) Run(ctx context.Context) error {
 	if err := <-storeDone; err != nil && runErr == nil && ctx.Err() == nil {
 		runErr = err
 	}
+	<-aggDone
 	s.admin.Close()
 	return runErr
 }

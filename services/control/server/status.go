@@ -7,20 +7,29 @@ import (
 
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/samsa-dev/samsa/pkg/dlq"
 	"github.com/samsa-dev/samsa/pkg/flow"
 	samsav1 "github.com/samsa-dev/samsa/proto/samsa/v1"
 )
 
-// GetFlowStatus reports what the control service knows by itself: paused,
-// in a maintenance window, or active, and the next maintenance window.
-// Counts, rates, lags and errors come from the data plane's statistics
-// (samsa.stats) and are left zero here.
+// GetFlowStatus reports a flow's state and numbers: paused or in a
+// maintenance window from its definition, and counts, rates, lag, latency,
+// errors and the breaker from the data plane (see flowStats).
 func (s *flowService) GetFlowStatus(ctx context.Context, req *samsav1.GetFlowStatusRequest) (*samsav1.FlowStatus, error) {
 	f, err := s.res.Flow(ctx, req.GetName())
 	if err != nil {
 		return nil, err
 	}
-	return configuredStatus(f, s.now()), nil
+	now := s.now()
+	st := configuredStatus(f, now)
+	if s.stats != nil {
+		src, _ := s.res.Source(ctx, f.GetSource())
+		s.stats.fill(ctx, f, src, st, now)
+		if depth, err := dlq.Depth(ctx, s.kcl, f.GetName()); err == nil {
+			st.DlqDepth = depth
+		}
+	}
+	return st, nil
 }
 
 // configuredStatus is the status of f at now as far as its configuration
