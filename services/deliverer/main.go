@@ -17,6 +17,7 @@ import (
 	"github.com/samsa-dev/samsa/pkg/flow"
 	"github.com/samsa-dev/samsa/pkg/kafka"
 	"github.com/samsa-dev/samsa/pkg/secret"
+	"github.com/samsa-dev/samsa/pkg/stats"
 	"github.com/samsa-dev/samsa/pkg/telemetry"
 	"github.com/samsa-dev/samsa/services/deliverer/delivery"
 )
@@ -73,10 +74,17 @@ func run(args []string) error {
 		return err
 	}
 	reg := telemetry.NewRegistry()
-	d, err := delivery.New(cfg.Delivery, &cfg.Kafka, store, box, log, reg)
+	host, _ := os.Hostname()
+	rec := stats.NewRecorder("deliverer", stats.InstanceID(host))
+	d, err := delivery.New(cfg.Delivery, &cfg.Kafka, store, box, log, reg, delivery.WithRecorder(rec))
 	if err != nil {
 		return err
 	}
+	statsCl, err := cfg.Kafka.NewClient(log)
+	if err != nil {
+		return err
+	}
+	defer statsCl.Close()
 	health := telemetry.NewHealth()
 	health.Add("flows", telemetry.ChanCheck(store.Ready(), "flow store catching up"))
 	health.Add("consumer", telemetry.ChanCheck(d.Ready(), "consumer not started"))
@@ -93,7 +101,13 @@ func run(args []string) error {
 	adminDone := make(chan error, 1)
 	go func() { adminDone <- telemetry.Serve(ctx, telemetry.AdminServer(reg, health), ln, 5*time.Second, log) }()
 
+	statsCtx, stopStats := context.WithCancel(context.Background())
+	statsDone := make(chan struct{})
+	go func() { defer close(statsDone); stats.Publish(statsCtx, statsCl, rec, 2*time.Second, log) }()
+
 	err = d.Run(ctx) // returns after draining once ctx is done
+	stopStats() // publishes the final reports
+	<-statsDone
 	stopStore()
 	<-storeDone
 	stop()

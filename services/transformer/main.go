@@ -14,9 +14,12 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kgo"
+
 	"github.com/samsa-dev/samsa/pkg/config"
 	"github.com/samsa-dev/samsa/pkg/flow"
 	"github.com/samsa-dev/samsa/pkg/kafka"
+	"github.com/samsa-dev/samsa/pkg/stats"
 	"github.com/samsa-dev/samsa/pkg/telemetry"
 	"github.com/samsa-dev/samsa/services/transformer/pipeline"
 )
@@ -63,7 +66,13 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	p, err := pipeline.New(cfg.Pipeline, &cfg.Kafka, store, log, reg)
+	// Statistics reports ride in the pipeline's transactions: exactly the
+	// work that committed is counted.
+	host, _ := os.Hostname()
+	rec := stats.NewRecorder("transformer", stats.InstanceID(host))
+	p, err := pipeline.New(cfg.Pipeline, &cfg.Kafka, store, log, reg,
+		pipeline.WithCounters(rec),
+		pipeline.WithTxnRecords(func() []*kgo.Record { return rec.Records(time.Now(), false) }))
 	if err != nil {
 		return err
 	}
