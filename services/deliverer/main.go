@@ -106,7 +106,7 @@ func run(args []string) error {
 	go func() { defer close(statsDone); stats.Publish(statsCtx, statsCl, rec, 2*time.Second, log) }()
 
 	err = d.Run(ctx) // returns after draining once ctx is done
-	stopStats() // publishes the final reports
+	stopStats()      // publishes the final reports
 	<-statsDone
 	stopStore()
 	<-storeDone
