@@ -14,7 +14,7 @@ import (
 // Every bad request gets its documented status and a JSON error naming the
 // problem, and nothing reaches Kafka.
 func TestBadInputs(t *testing.T) {
-	h := newHarness(t, kafkatest.Brokers(t), func(c *Config) {
+	h := newHarness(t, testBrokers(t), func(c *Config) {
 		c.MaxBodyBytes = 64 << 10
 		c.MaxBufferedBytes = 1 << 20
 		c.MaxEventBytes = 8 << 10

@@ -210,7 +210,7 @@ func waitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
 // When the events in flight reach the buffer bound, the next request is
 // refused at once with 429 and Retry-After, and the others still succeed.
 func TestBufferFull(t *testing.T) {
-	h := newHarness(t, kafkatest.Brokers(t), func(c *Config) {
+	h := newHarness(t, testBrokers(t), func(c *Config) {
 		c.MaxBodyBytes = 4 << 10
 		c.MaxBufferedBytes = 8 << 10
 		c.Linger = time.Second // holds the first requests' events in the buffer
@@ -249,7 +249,7 @@ func TestBufferFull(t *testing.T) {
 // Shutting down finishes the requests in flight: each is answered 202 and
 // its events are in Kafka.
 func TestGracefulShutdown(t *testing.T) {
-	h := newHarness(t, kafkatest.Brokers(t), func(c *Config) { c.Linger = time.Second })
+	h := newHarness(t, testBrokers(t), func(c *Config) { c.Linger = time.Second })
 	name := h.putSource(keyedSource(uniqueName("drain"))).GetName()
 	h.mustAccept(name, "application/json", []byte(`{}`), bearer...)
 	const n = 20

@@ -390,3 +390,12 @@ func signHeaders(sig *samsav1.Signature, plainSecret string, body []byte, now ti
 	}
 	return out, nil
 }
+
+// testBrokers is the Kafka of the integration tests: the real broker, or an
+// in-process kfake cluster under -short (make test-unit).
+func testBrokers(t testing.TB) []string {
+	if testing.Short() {
+		return kafkatest.Fake(t)
+	}
+	return kafkatest.Brokers(t)
+}

@@ -17,7 +17,6 @@ import (
 
 	"github.com/samsa-dev/samsa/pkg/event"
 	"github.com/samsa-dev/samsa/pkg/kafka"
-	"github.com/samsa-dev/samsa/pkg/kafkatest"
 	"github.com/samsa-dev/samsa/pkg/secret"
 	"github.com/samsa-dev/samsa/pkg/ulid"
 	samsav1 "github.com/samsa-dev/samsa/proto/samsa/v1"
@@ -38,7 +37,7 @@ func with(hdr []string, more ...string) []string { return append(slices.Clone(hd
 // Events in every format arrive in the source topic, decodable, with the
 // ids the receiver answered, in order per key.
 func TestIngestEveryFormat(t *testing.T) {
-	h := newHarness(t, kafkatest.Brokers(t), nil)
+	h := newHarness(t, testBrokers(t), nil)
 	src := h.putSource(keyedSource(uniqueName("formats")))
 	name := src.GetName()
 
@@ -176,7 +175,7 @@ func TestIngestEveryFormat(t *testing.T) {
 
 // Events with the same key stay in order, across requests and within one.
 func TestOrderPerKey(t *testing.T) {
-	h := newHarness(t, kafkatest.Brokers(t), nil)
+	h := newHarness(t, testBrokers(t), nil)
 	name := h.putSource(keyedSource(uniqueName("order"))).GetName()
 	const keys, requests, perRequest = 4, 10, 20
 	for r := 0; r < requests; r++ {
@@ -208,7 +207,7 @@ func TestOrderPerKey(t *testing.T) {
 
 // A retried request with the same idempotency key gets the same ids.
 func TestRetryKeepsIDs(t *testing.T) {
-	h := newHarness(t, kafkatest.Brokers(t), nil)
+	h := newHarness(t, testBrokers(t), nil)
 	name := h.putSource(keyedSource(uniqueName("retry"))).GetName()
 
 	single := func() []string {
@@ -240,7 +239,7 @@ func TestRetryKeepsIDs(t *testing.T) {
 
 // Sources are added, changed and deleted while the receiver runs.
 func TestSourceChangesWithoutRestart(t *testing.T) {
-	h := newHarness(t, kafkatest.Brokers(t), nil)
+	h := newHarness(t, testBrokers(t), nil)
 	name := uniqueName("live")
 	if r := h.post(name, "application/json", []byte(`{}`), bearer...); r.status != http.StatusNotFound || !strings.Contains(r.err, "unknown source") {
 		t.Fatalf("before creation: %d %s", r.status, r.raw)
@@ -281,7 +280,7 @@ func TestSourceChangesWithoutRestart(t *testing.T) {
 // Webhook senders authenticate with signatures whose secrets are sealed in
 // the store.
 func TestSignedWebhooks(t *testing.T) {
-	h := newHarness(t, kafkatest.Brokers(t), nil)
+	h := newHarness(t, testBrokers(t), nil)
 	body := []byte(`{"action":"opened","number":7}`)
 	now := time.Now()
 
@@ -333,7 +332,7 @@ func TestSignedWebhooks(t *testing.T) {
 
 // A source without auth is refused unless the receiver runs --insecure.
 func TestSourceWithoutAuth(t *testing.T) {
-	brokers := kafkatest.Brokers(t)
+	brokers := testBrokers(t)
 	secure := newHarness(t, brokers, nil)
 	name := uniqueName("open")
 	secure.putSource(&samsav1.Source{Name: name})
@@ -346,7 +345,7 @@ func TestSourceWithoutAuth(t *testing.T) {
 }
 
 func TestRequestIDAndHealth(t *testing.T) {
-	h := newHarness(t, kafkatest.Brokers(t), nil)
+	h := newHarness(t, testBrokers(t), nil)
 	name := h.putSource(keyedSource(uniqueName("rid"))).GetName()
 	r := h.post(name, "application/json", []byte(`{}`), with(bearer, "X-Request-Id", "req-123")...)
 	if r.status != http.StatusAccepted || r.header.Get("X-Request-Id") != "req-123" {

@@ -52,6 +52,7 @@ func TestLoad(t *testing.T) {
 		url    string
 		rss    func() int64 // receiver resident memory
 		metric func(string) float64
+		pid    = os.Getpid()
 	)
 	if os.Getenv("SAMSA_LOAD_INPROC") != "" {
 		h := newHarness(t, brokers, nil)
@@ -60,7 +61,7 @@ func TestLoad(t *testing.T) {
 		rss = func() int64 { return procRSS(os.Getpid()) }
 		metric = func(n string) float64 { return h.metric(n, nil) }
 	} else {
-		url, rss, metric = startReceiverBinary(t, kcfg, name)
+		url, rss, metric, pid = startReceiverBinary(t, kcfg, name)
 	}
 
 	type scenario struct {
@@ -84,11 +85,21 @@ func TestLoad(t *testing.T) {
 			t.Fatalf("unknown scenario %q", sc)
 		}
 		t.Run(sc, func(t *testing.T) {
-			res := drive(t, url+"/v1/sources/"+name+"/events", s.ct, s.body, conns, 3*time.Second, dur, rss)
+			var cpu0, cpu1, self0, self1 time.Duration
+			var busy0, busy1, total0, total1 float64
+			res := drive(t, url+"/v1/sources/"+name+"/events", s.ct, s.body, conns, 3*time.Second, dur, rss,
+				func() { cpu0, self0 = procCPU(pid), procCPU(os.Getpid()); busy0, total0 = machineCPU() },
+				func() { cpu1, self1 = procCPU(pid), procCPU(os.Getpid()); busy1, total1 = machineCPU() })
 			evps := float64(res.ok*s.perReq) / res.elapsed.Seconds()
 			t.Logf("%s: %d connections, %s", s.name, conns, res.elapsed.Round(time.Millisecond))
 			t.Logf("  %.0f requests/s, %.0f events/s, %.1f MB/s of payload", float64(res.ok)/res.elapsed.Seconds(), evps, evps*float64(s.eventSize)/1e6)
 			t.Logf("  latency p50 %s p99 %s max %s; errors %v", res.p50, res.p99, res.max, res.errors)
+			t.Logf("  receiver CPU %.2f cores (%.1f µs per request, %.2f µs per event); whole machine busy %.0f%%",
+				(cpu1-cpu0).Seconds()/res.elapsed.Seconds(), float64((cpu1-cpu0).Microseconds())/float64(res.ok),
+				float64((cpu1-cpu0).Microseconds())/float64(res.ok*s.perReq), 100*(busy1-busy0)/(total1-total0))
+			if pid != os.Getpid() {
+				t.Logf("  load client (this test process) CPU %.2f cores", (self1-self0).Seconds()/res.elapsed.Seconds())
+			}
 			t.Logf("  receiver RSS MiB per second: %v", res.rss)
 			t.Logf("  receiver heap in use %.1f MiB, buffered bytes now %.0f", metric("go_memstats_heap_inuse_bytes")/(1<<20), metric("samsa_receiver_buffered_bytes"))
 			t.Logf("  load average after: %s", loadAvg())
@@ -142,7 +153,7 @@ type loadResult struct {
 
 // drive posts body with conns concurrent keep-alive connections: warmup,
 // then dur measured.
-func drive(t *testing.T, url, ct string, body []byte, conns int, warmup, dur time.Duration, rss func() int64) loadResult {
+func drive(t *testing.T, url, ct string, body []byte, conns int, warmup, dur time.Duration, rss func() int64, onStart, onStop func()) loadResult {
 	tr := &http.Transport{MaxIdleConnsPerHost: conns, MaxConnsPerHost: conns, DisableCompression: true}
 	client := &http.Client{Transport: tr, Timeout: 30 * time.Second}
 	defer tr.CloseIdleConnections()
@@ -196,6 +207,7 @@ func drive(t *testing.T, url, ct string, body []byte, conns int, warmup, dur tim
 		})
 	}
 	time.Sleep(warmup) // a fixed warm-up period, not a wait for a condition
+	onStart()
 	measuring.Store(true)
 	start := time.Now()
 	var samples []int64
@@ -205,6 +217,7 @@ func drive(t *testing.T, url, ct string, body []byte, conns int, warmup, dur tim
 	}
 	measuring.Store(false)
 	elapsed := time.Since(start)
+	onStop()
 	stop.Store(true)
 	wg.Wait()
 	slices.Sort(lat)
@@ -218,7 +231,7 @@ func drive(t *testing.T, url, ct string, body []byte, conns int, warmup, dur tim
 // startReceiverBinary builds and starts services/receiver against kcfg with
 // one source (API key auth) and returns its URL, an RSS probe and a metric
 // reader.
-func startReceiverBinary(t *testing.T, kcfg *kafka.Config, source string) (string, func() int64, func(string) float64) {
+func startReceiverBinary(t *testing.T, kcfg *kafka.Config, source string) (string, func() int64, func(string) float64, int) {
 	t.Helper()
 	bin := filepath.Join(t.TempDir(), "receiver")
 	build := exec.Command("go", "build", "-o", bin, "github.com/samsa-dev/samsa/services/receiver")
@@ -283,7 +296,34 @@ func startReceiverBinary(t *testing.T, kcfg *kafka.Config, source string) (strin
 		}
 		return -1
 	}
-	return url, func() int64 { return procRSS(cmd.Process.Pid) }, metric
+	return url, func() int64 { return procRSS(cmd.Process.Pid) }, metric, cmd.Process.Pid
+}
+
+// procCPU reads the user and system CPU time a process consumed.
+func procCPU(pid int) time.Duration {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// Fields after the command name (which may contain spaces).
+	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+2:]))
+	utime, _ := strconv.ParseInt(f[11], 10, 64)
+	stime, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(utime+stime) * time.Second / 100 // USER_HZ
+}
+
+// machineCPU returns the busy and total jiffies of all CPUs.
+func machineCPU() (busy, total float64) {
+	b, _ := os.ReadFile("/proc/stat")
+	line, _, _ := strings.Cut(string(b), "\n")
+	for i, f := range strings.Fields(line)[1:] {
+		v, _ := strconv.ParseFloat(f, 64)
+		total += v
+		if i != 3 && i != 4 { // idle, iowait
+			busy += v
+		}
+	}
+	return busy, total
 }
 
 // procRSS reads a process's resident set size in bytes.
