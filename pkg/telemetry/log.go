@@ -40,6 +40,7 @@ func NewLogger(c LogConfig, service string) (*zap.Logger, error) {
 	case "console":
 		zc = zap.NewDevelopmentConfig()
 		zc.EncoderConfig.EncodeLevel = zapcore.CapitalColorLevelEncoder
+		zc.DisableStacktrace = true
 	default:
 		return nil, fmt.Errorf("log format %q: want json or console", c.Format)
 	}

@@ -86,6 +86,18 @@ func run() error {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	// Reports also go out every few seconds outside the transactions, so the
+	// counts of the last transaction before a quiet spell are not held back
+	// until the next one. They count committed work only either way.
+	statsCl, err := cfg.Kafka.NewClient(log)
+	if err != nil {
+		return err
+	}
+	defer statsCl.Close()
+	statsCtx, stopStats := context.WithCancel(context.Background())
+	statsDone := make(chan struct{})
+	go func() { defer close(statsDone); stats.Publish(statsCtx, statsCl, rec, 2*time.Second, log) }()
+	defer func() { stopStats(); <-statsDone }()
 	storeCtx, stopStore := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	errs := make([]error, 3)

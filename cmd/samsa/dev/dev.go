@@ -226,10 +226,12 @@ func Run(ctx context.Context, c Config, out io.Writer) error {
 	goRun(&controlWG, "control", func() error { return control.Run(controlCtx) })
 	goRun(&workWG, "transformer", func() error { return transformer.Run(workCtx) })
 	goRun(&workWG, "deliverer", func() error { return deliverer.Run(workCtx) })
-	goRun(&workWG, "deliverer stats", func() error {
-		stats.Publish(workCtx, statsClient, drec, 2*time.Second, log)
-		return nil
-	})
+	for _, rec := range []*stats.Recorder{trec, drec} {
+		goRun(&workWG, "stats", func() error {
+			stats.Publish(workCtx, statsClient, rec, 2*time.Second, log)
+			return nil
+		})
+	}
 	goRun(&recvWG, "receiver", func() error { return receiver.Run(recvCtx) })
 
 	var runErr error
