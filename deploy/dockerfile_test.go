@@ -91,6 +91,9 @@ func TestDockerfile(t *testing.T) {
 	if !strings.Contains(all, "CGO_ENABLED=0") {
 		t.Errorf("the build stage must set CGO_ENABLED=0 (static binaries for a distroless base)")
 	}
+	if _, err := os.Stat(filepath.Join(root, "go.work")); err == nil && !strings.Contains(all, "COPY go.mod go.sum go.work go.work.sum ./") {
+		t.Errorf("the repository builds as a workspace (go.work, as make build does): copy go.work and go.work.sum with go.mod")
+	}
 	if !strings.Contains(all, "go mod download") || !strings.Contains(all, "--mount=type=cache,target=/go/pkg/mod") {
 		t.Errorf("the build stage must download modules in their own cached step")
 	}
