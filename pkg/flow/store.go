@@ -247,7 +247,8 @@ func (s *Store) startEnd(ctx context.Context) (int64, error) {
 		if err == nil {
 			return end, nil
 		}
-		s.log.Warn("flow store cannot read the end of the topic; retrying", zap.String("topic", s.topic), zap.Error(err))
+		// Expected for a moment on a new cluster, until control creates the topic.
+		s.log.Info("flow store cannot read the end of the topic yet; retrying", zap.String("topic", s.topic), zap.Error(err))
 		select {
 		case <-ctx.Done():
 			return 0, ctx.Err()
