@@ -85,11 +85,12 @@ func TestLoad(t *testing.T) {
 			t.Fatalf("unknown scenario %q", sc)
 		}
 		t.Run(sc, func(t *testing.T) {
-			var cpu0, cpu1, self0, self1 time.Duration
+			bpid := brokerPID(brokers[0])
+			var cpu0, cpu1, self0, self1, b0, b1 time.Duration
 			var busy0, busy1, total0, total1 float64
 			res := drive(t, url+"/v1/sources/"+name+"/events", s.ct, s.body, conns, 3*time.Second, dur, rss,
-				func() { cpu0, self0 = procCPU(pid), procCPU(os.Getpid()); busy0, total0 = machineCPU() },
-				func() { cpu1, self1 = procCPU(pid), procCPU(os.Getpid()); busy1, total1 = machineCPU() })
+				func() { cpu0, self0, b0 = procCPU(pid), procCPU(os.Getpid()), procCPU(bpid); busy0, total0 = machineCPU() },
+				func() { cpu1, self1, b1 = procCPU(pid), procCPU(os.Getpid()), procCPU(bpid); busy1, total1 = machineCPU() })
 			evps := float64(res.ok*s.perReq) / res.elapsed.Seconds()
 			t.Logf("%s: %d connections, %s", s.name, conns, res.elapsed.Round(time.Millisecond))
 			t.Logf("  %.0f requests/s, %.0f events/s, %.1f MB/s of payload", float64(res.ok)/res.elapsed.Seconds(), evps, evps*float64(s.eventSize)/1e6)
@@ -99,6 +100,9 @@ func TestLoad(t *testing.T) {
 				float64((cpu1-cpu0).Microseconds())/float64(res.ok*s.perReq), 100*(busy1-busy0)/(total1-total0))
 			if pid != os.Getpid() {
 				t.Logf("  load client (this test process) CPU %.2f cores", (self1-self0).Seconds()/res.elapsed.Seconds())
+			}
+			if bpid > 0 {
+				t.Logf("  Kafka broker CPU %.2f cores", (b1-b0).Seconds()/res.elapsed.Seconds())
 			}
 			t.Logf("  receiver RSS MiB per second: %v", res.rss)
 			t.Logf("  receiver heap in use %.1f MiB, buffered bytes now %.0f", metric("go_memstats_heap_inuse_bytes")/(1<<20), metric("samsa_receiver_buffered_bytes"))
@@ -299,8 +303,33 @@ func startReceiverBinary(t *testing.T, kcfg *kafka.Config, source string) (strin
 	return url, func() int64 { return procRSS(cmd.Process.Pid) }, metric, cmd.Process.Pid
 }
 
+// brokerPID finds the process of the Kafka broker listening on addr (one
+// started by scripts/kafka.sh), or returns 0.
+func brokerPID(addr string) int {
+	dirs, _ := os.ReadDir("/proc")
+	for _, d := range dirs {
+		pid, err := strconv.Atoi(d.Name())
+		if err != nil {
+			continue
+		}
+		cmdline, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+		args := strings.Split(strings.TrimRight(string(cmdline), "\x00"), "\x00")
+		if len(args) < 2 || args[len(args)-2] != "kafka.Kafka" {
+			continue
+		}
+		props, _ := os.ReadFile(args[len(args)-1])
+		if strings.Contains(string(props), "PLAINTEXT://"+addr+",") || strings.Contains(string(props), "PLAINTEXT://"+addr+"\n") {
+			return pid
+		}
+	}
+	return 0
+}
+
 // procCPU reads the user and system CPU time a process consumed.
 func procCPU(pid int) time.Duration {
+	if pid <= 0 {
+		return 0
+	}
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
 		return 0
