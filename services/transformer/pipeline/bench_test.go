@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"os"
 	"strconv"
+	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -93,13 +95,19 @@ type progress struct {
 	total    int64
 	first    time.Time
 	firstN   int64
+	firstCPU time.Duration
 	last     time.Time
-	finished chan struct{}
-	want     int64
+	lastCPU  time.Duration
+	// The broker's CPU time, when SAMSA_BENCH_BROKER_PID names its process.
+	brokerPID               int
+	firstBroker, lastBroker time.Duration
+	finished                chan struct{}
+	want                    int64
 }
 
 func newProgress(want int) *progress {
-	return &progress{want: int64(want), finished: make(chan struct{})}
+	pid, _ := strconv.Atoi(os.Getenv("SAMSA_BENCH_BROKER_PID"))
+	return &progress{want: int64(want), finished: make(chan struct{}), brokerPID: pid}
 }
 
 func (p *progress) add(n int64) {
@@ -108,12 +116,12 @@ func (p *progress) add(n int64) {
 	if p.total >= p.want {
 		return
 	}
-	now := time.Now()
+	now, cpu, broker := time.Now(), cpuTime(), procCPUTime(p.brokerPID)
 	if p.first.IsZero() {
-		p.first, p.firstN = now, n
+		p.first, p.firstN, p.firstCPU, p.firstBroker = now, n, cpu, broker
 	}
 	p.total += n
-	p.last = now
+	p.last, p.lastCPU, p.lastBroker = now, cpu, broker
 	if p.total >= p.want {
 		close(p.finished)
 	}
@@ -121,6 +129,49 @@ func (p *progress) add(n int64) {
 
 func (p *progress) Add(_ string, c stats.Counts)                    { p.add(c.Received) }
 func (p *progress) Error(string, string, string, string, time.Time) {}
+
+// cpuTime is the CPU time this process used so far (user and system).
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// procCPUTime is the CPU time of process pid (user and system), from
+// /proc; 0 when pid is 0 or unknown.
+func procCPUTime(pid int) time.Duration {
+	if pid <= 0 {
+		return 0
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// Fields after the command (which may hold spaces) in parentheses.
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	f := strings.Fields(s[i+1:])
+	if len(f) < 13 {
+		return 0
+	}
+	ut, _ := strconv.ParseInt(f[11], 10, 64)
+	st, _ := strconv.ParseInt(f[12], 10, 64)
+	const tick = 10 * time.Millisecond // USER_HZ is 100 on Linux
+	return time.Duration(ut+st) * tick
+}
+
+// cpuPerEvent is the CPU time this process and (if known) the broker spent
+// per event of the drain.
+func (p *progress) cpuPerEvent() (self, broker time.Duration) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if n := time.Duration(p.total - p.firstN); n > 0 {
+		return (p.lastCPU - p.firstCPU) / n, (p.lastBroker - p.firstBroker) / n
+	}
+	return 0, 0
+}
 
 func (p *progress) wait(b *testing.B) (events int64, d time.Duration) {
 	select {
@@ -159,6 +210,7 @@ func BenchmarkTopicToTopic(b *testing.B) {
 		b.Run(bf.name, func(b *testing.B) {
 			b.ReportAllocs()
 			var rate float64
+			var cpu, bcpu time.Duration
 			for i := 0; i < b.N; i++ {
 				b.StopTimer()
 				e := newEnv(b)
@@ -184,9 +236,15 @@ func BenchmarkTopicToTopic(b *testing.B) {
 				cancel()
 				<-done
 				rate = float64(events) / d.Seconds()
-				b.Logf("%s: %d events of %.0f bytes in %s after the first transaction: %.0f events/s", bf.name, events, size, d.Round(time.Millisecond), rate)
+				cpu, bcpu = pr.cpuPerEvent()
+				b.Logf("%s: %d events of %.0f bytes in %s after the first transaction: %.0f events/s, CPU per event %.1f µs (transformer), %.1f µs (broker)",
+					bf.name, events, size, d.Round(time.Millisecond), rate, float64(cpu)/1e3, float64(bcpu)/1e3)
 			}
 			b.ReportMetric(rate, "events/s")
+			b.ReportMetric(float64(cpu)/1e3, "cpu-µs/event")
+			if bcpu > 0 {
+				b.ReportMetric(float64(bcpu)/1e3, "broker-cpu-µs/event")
+			}
 		})
 	}
 }
@@ -198,6 +256,7 @@ func BenchmarkRawTransactLoop(b *testing.B) {
 	n := benchN()
 	b.ReportAllocs()
 	var rate float64
+	var cpu, bcpu time.Duration
 	for i := 0; i < b.N; i++ {
 		b.StopTimer()
 		e := newEnv(b)
@@ -248,7 +307,13 @@ func BenchmarkRawTransactLoop(b *testing.B) {
 		b.StopTimer()
 		sess.Close()
 		rate = float64(events) / d.Seconds()
-		b.Logf("raw loop: %d events in %s after the first transaction: %.0f events/s", events, d.Round(time.Millisecond), rate)
+		cpu, bcpu = pr.cpuPerEvent()
+		b.Logf("raw loop: %d events in %s after the first transaction: %.0f events/s, CPU per event %.1f µs (loop), %.1f µs (broker)",
+			events, d.Round(time.Millisecond), rate, float64(cpu)/1e3, float64(bcpu)/1e3)
 	}
 	b.ReportMetric(rate, "events/s")
+	b.ReportMetric(float64(cpu)/1e3, "cpu-µs/event")
+	if bcpu > 0 {
+		b.ReportMetric(float64(bcpu)/1e3, "broker-cpu-µs/event")
+	}
 }
