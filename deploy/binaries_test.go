@@ -142,7 +142,7 @@ func cli(t *testing.T) string {
 			cliErr = fmt.Errorf("no build directory")
 			return
 		}
-		cliPath, cliErr = goBuild(root, binDir, "./cmd/samsa", "samsa")
+		cliPath, cliErr = goBuild(root, binDir, "./cmd/samsa")
 	})
 	if cliErr != nil {
 		t.Fatal(cliErr)
@@ -161,22 +161,38 @@ func buildAll(root string) {
 		return
 	}
 	binDir = dir
-	var mu sync.Mutex
-	var wg sync.WaitGroup
+	var present []string
 	for _, s := range services {
-		if _, err := os.Stat(filepath.Join(root, "services", s.name)); err != nil {
+		if _, err := os.Stat(filepath.Join(root, "services", s.name)); err == nil {
+			present = append(present, s.name)
+		}
+	}
+	// One go build for all: it shares the work between packages and keeps
+	// its parallelism within -p, beside the other test binaries of
+	// go test ./... . When it fails, build one by one to tell which broke.
+	pkgs := make([]string, len(present))
+	for i, name := range present {
+		pkgs[i] = "./services/" + name
+	}
+	if _, err := goBuild(root, dir, pkgs...); err != nil {
+		for _, name := range present {
+			if _, err := goBuild(root, dir, "./services/"+name); err != nil {
+				buildErrs[name] = err
+			}
+		}
+	}
+	for _, name := range present {
+		if buildErrs[name] != nil {
 			continue
 		}
-		wg.Add(1)
-		go func(name string) {
-			defer wg.Done()
-			b, err := buildAndHelp(root, dir, "./services/"+name, command(name))
-			mu.Lock()
-			defer mu.Unlock()
-			built[name], buildErrs[name] = b, err
-		}(s.name)
+		// go build -o DIR names each binary after its package directory.
+		path := filepath.Join(dir, command(name))
+		if err := os.Rename(filepath.Join(dir, name), path); err != nil {
+			buildErrs[name] = err
+			continue
+		}
+		built[name], buildErrs[name] = helpOf(path)
 	}
-	wg.Wait()
 }
 
 // goTool is the go command: the one on PATH, else the one of GOROOT (go
@@ -189,15 +205,6 @@ func goTool() string {
 		return filepath.Join(root, "bin", "go")
 	}
 	return "go"
-}
-
-// buildAndHelp builds pkg into dir/out and parses `out --help`.
-func buildAndHelp(root, dir, pkg, out string) (*binary, error) {
-	path, err := goBuild(root, dir, pkg, out)
-	if err != nil {
-		return nil, err
-	}
-	return helpOf(path)
 }
 
 // helpOf runs `path args... --help` and parses the flags it lists.
@@ -217,22 +224,22 @@ func helpOf(path string, args ...string) (*binary, error) {
 	return b, nil
 }
 
-// goBuild builds pkg into dir/out, with -race when the test runs with it
-// (so that the build reuses the packages already compiled for the test).
-func goBuild(root, dir, pkg, out string) (string, error) {
+// goBuild builds pkgs into dir (go build -o dir/ names each binary after
+// its package directory), with -race when the test runs with it, so that
+// the build reuses the packages already compiled for the test.
+func goBuild(root, dir string, pkgs ...string) (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
-	path := filepath.Join(dir, out)
-	args := []string{"build", "-o", path}
+	args := []string{"build", "-o", dir + string(filepath.Separator)}
 	if raceEnabled {
 		args = append(args, "-race")
 	}
-	cmd := exec.CommandContext(ctx, goTool(), append(args, pkg)...)
+	cmd := exec.CommandContext(ctx, goTool(), append(args, pkgs...)...)
 	cmd.Dir = root
 	if b, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("go build %s: %v\n%s", pkg, err, b)
+		return "", fmt.Errorf("go build %s: %v\n%s", strings.Join(pkgs, " "), err, b)
 	}
-	return path, nil
+	return filepath.Join(dir, filepath.Base(pkgs[0])), nil
 }
 
 // runHelp runs the binary with --help and without any SAMSA_* variable, so

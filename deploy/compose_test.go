@@ -2,6 +2,7 @@ package deploy
 
 import (
 	"bytes"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -132,6 +133,10 @@ func TestComposeFile(t *testing.T) {
 	}
 	if roles := k.Environment["KAFKA_PROCESS_ROLES"]; !strings.Contains(roles, "broker") || !strings.Contains(roles, "controller") {
 		t.Errorf("kafka: KAFKA_PROCESS_ROLES %q: want a combined KRaft node", roles)
+	}
+	// Kafka formats its storage with CLUSTER_ID, a base64url UUID.
+	if id, err := base64.RawURLEncoding.DecodeString(k.Environment["CLUSTER_ID"]); err != nil || len(id) != 16 {
+		t.Errorf("kafka: CLUSTER_ID %q is not a base64url UUID (16 bytes): %v", k.Environment["CLUSTER_ID"], err)
 	}
 	if k.Healthcheck == nil || len(k.Healthcheck.Test) == 0 {
 		t.Errorf("kafka has no health check, so depends_on cannot wait for it")
