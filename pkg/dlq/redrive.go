@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/samsa-dev/samsa/pkg/event"
@@ -279,6 +280,11 @@ func positions(ctx context.Context, adm *kadm.Client, topic, group string) (star
 	// Wait for offsets committed by a redrive transaction still being
 	// completed, rather than read the previous ones.
 	committed, err := adm.FetchOffsets(kadm.RequireStable(ctx), group)
+	if errors.Is(err, kerr.GroupIDNotFound) {
+		// Never redriven: some brokers (kfake) say so instead of
+		// answering without offsets.
+		committed, err = nil, nil
+	}
 	if err != nil {
 		return nil, nil, fmt.Errorf("dlq: offsets of group %s: %w", group, err)
 	}

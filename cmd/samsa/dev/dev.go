@@ -46,6 +46,8 @@ type Config struct {
 	KafkaPort int
 	// Token, when set, is required as an admin bearer token by the control API.
 	Token string
+	// Tokens are more control tokens as role:token (e.g. a viewer's).
+	Tokens config.StringList
 	// ControlHTTP, ControlGRPC, ReceiverHTTP, ReceiverGRPC are the addresses
 	// of the APIs (DESIGN.md §5).
 	ControlHTTP, ControlGRPC, ReceiverHTTP, ReceiverGRPC string
@@ -59,6 +61,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.Kafka, "kafka", "", "use this Kafka broker (host:port, e.g. one started with `make kafka`) instead of the embedded one")
 	fs.IntVar(&c.KafkaPort, "kafka-port", 9092, "port of the embedded broker on 127.0.0.1")
 	fs.StringVar(&c.Token, "token", "", "require this admin bearer token on the control API (default: no auth, loopback only)")
+	fs.Var(&c.Tokens, "tokens", "more control API tokens, comma-separated role:token (admin, editor or viewer); with --token or alone")
 	fs.StringVar(&c.ControlHTTP, "control-http-addr", "127.0.0.1:8080", "control REST API")
 	fs.StringVar(&c.ControlGRPC, "control-grpc-addr", "127.0.0.1:9090", "control gRPC API")
 	fs.StringVar(&c.ReceiverHTTP, "receiver-http-addr", "127.0.0.1:8081", "ingest REST API")
@@ -162,7 +165,9 @@ func Run(ctx context.Context, c Config, out io.Writer) error {
 	ccfg.SecretKeys = []string{key}
 	if c.Token != "" {
 		ccfg.Auth.Tokens = []string{"admin:" + c.Token}
-	} else {
+	}
+	ccfg.Auth.Tokens = append(ccfg.Auth.Tokens, c.Tokens...)
+	if len(ccfg.Auth.Tokens) == 0 {
 		ccfg.Insecure = true
 	}
 	control, err := server.New(ccfg, log.Named("control"), reg, kcfg, server.WithStore(store), server.WithGatherer(reg))

@@ -811,8 +811,11 @@ type FlowStatus struct {
 	DlqDepth        int64                  `protobuf:"varint,13,opt,name=dlq_depth,json=dlqDepth,proto3" json:"dlq_depth,omitempty"`
 	NextMaintenance *timestamppb.Timestamp `protobuf:"bytes,14,opt,name=next_maintenance,json=nextMaintenance,proto3" json:"next_maintenance,omitempty"`
 	UpdateTime      *timestamppb.Timestamp `protobuf:"bytes,15,opt,name=update_time,json=updateTime,proto3" json:"update_time,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// history of the counts, sampled every few seconds over the last hour,
+	// oldest first (cumulative: rates are differences of neighbours).
+	History       []*FlowSample `protobuf:"bytes,16,rep,name=history,proto3" json:"history,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *FlowStatus) Reset() {
@@ -950,6 +953,482 @@ func (x *FlowStatus) GetUpdateTime() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *FlowStatus) GetHistory() []*FlowSample {
+	if x != nil {
+		return x.History
+	}
+	return nil
+}
+
+// FlowSample is a flow's cumulative counts at one time.
+type FlowSample struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Time          *timestamppb.Timestamp `protobuf:"bytes,1,opt,name=time,proto3" json:"time,omitempty"`
+	Received      int64                  `protobuf:"varint,2,opt,name=received,proto3" json:"received,omitempty"`
+	FilteredOut   int64                  `protobuf:"varint,3,opt,name=filtered_out,json=filteredOut,proto3" json:"filtered_out,omitempty"`
+	Delivered     int64                  `protobuf:"varint,4,opt,name=delivered,proto3" json:"delivered,omitempty"`
+	DeadLettered  int64                  `protobuf:"varint,5,opt,name=dead_lettered,json=deadLettered,proto3" json:"dead_lettered,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FlowSample) Reset() {
+	*x = FlowSample{}
+	mi := &file_samsa_v1_services_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FlowSample) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FlowSample) ProtoMessage() {}
+
+func (x *FlowSample) ProtoReflect() protoreflect.Message {
+	mi := &file_samsa_v1_services_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FlowSample.ProtoReflect.Descriptor instead.
+func (*FlowSample) Descriptor() ([]byte, []int) {
+	return file_samsa_v1_services_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *FlowSample) GetTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Time
+	}
+	return nil
+}
+
+func (x *FlowSample) GetReceived() int64 {
+	if x != nil {
+		return x.Received
+	}
+	return 0
+}
+
+func (x *FlowSample) GetFilteredOut() int64 {
+	if x != nil {
+		return x.FilteredOut
+	}
+	return 0
+}
+
+func (x *FlowSample) GetDelivered() int64 {
+	if x != nil {
+		return x.Delivered
+	}
+	return 0
+}
+
+func (x *FlowSample) GetDeadLettered() int64 {
+	if x != nil {
+		return x.DeadLettered
+	}
+	return 0
+}
+
+type ListFlowStatusesRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// source, if set, lists only the flows of that source.
+	Source string `protobuf:"bytes,1,opt,name=source,proto3" json:"source,omitempty"`
+	// history_points caps the history samples of each status (evenly
+	// spaced, newest kept). 0 means none.
+	HistoryPoints int32 `protobuf:"varint,2,opt,name=history_points,json=historyPoints,proto3" json:"history_points,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListFlowStatusesRequest) Reset() {
+	*x = ListFlowStatusesRequest{}
+	mi := &file_samsa_v1_services_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListFlowStatusesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListFlowStatusesRequest) ProtoMessage() {}
+
+func (x *ListFlowStatusesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_samsa_v1_services_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListFlowStatusesRequest.ProtoReflect.Descriptor instead.
+func (*ListFlowStatusesRequest) Descriptor() ([]byte, []int) {
+	return file_samsa_v1_services_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *ListFlowStatusesRequest) GetSource() string {
+	if x != nil {
+		return x.Source
+	}
+	return ""
+}
+
+func (x *ListFlowStatusesRequest) GetHistoryPoints() int32 {
+	if x != nil {
+		return x.HistoryPoints
+	}
+	return 0
+}
+
+type ListFlowStatusesResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Statuses      []*FlowStatus          `protobuf:"bytes,1,rep,name=statuses,proto3" json:"statuses,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListFlowStatusesResponse) Reset() {
+	*x = ListFlowStatusesResponse{}
+	mi := &file_samsa_v1_services_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListFlowStatusesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListFlowStatusesResponse) ProtoMessage() {}
+
+func (x *ListFlowStatusesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_samsa_v1_services_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListFlowStatusesResponse.ProtoReflect.Descriptor instead.
+func (*ListFlowStatusesResponse) Descriptor() ([]byte, []int) {
+	return file_samsa_v1_services_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *ListFlowStatusesResponse) GetStatuses() []*FlowStatus {
+	if x != nil {
+		return x.Statuses
+	}
+	return nil
+}
+
+type ListSourceStatusesRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListSourceStatusesRequest) Reset() {
+	*x = ListSourceStatusesRequest{}
+	mi := &file_samsa_v1_services_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListSourceStatusesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListSourceStatusesRequest) ProtoMessage() {}
+
+func (x *ListSourceStatusesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_samsa_v1_services_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListSourceStatusesRequest.ProtoReflect.Descriptor instead.
+func (*ListSourceStatusesRequest) Descriptor() ([]byte, []int) {
+	return file_samsa_v1_services_proto_rawDescGZIP(), []int{21}
+}
+
+type ListSourceStatusesResponse struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Statuses []*SourceStatus        `protobuf:"bytes,1,rep,name=statuses,proto3" json:"statuses,omitempty"`
+	// ingest_known is false when the receiver's numbers are not available to
+	// the control service (it only sees them when they run in one process,
+	// as in samsa dev).
+	IngestKnown   bool `protobuf:"varint,2,opt,name=ingest_known,json=ingestKnown,proto3" json:"ingest_known,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListSourceStatusesResponse) Reset() {
+	*x = ListSourceStatusesResponse{}
+	mi := &file_samsa_v1_services_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListSourceStatusesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListSourceStatusesResponse) ProtoMessage() {}
+
+func (x *ListSourceStatusesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_samsa_v1_services_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListSourceStatusesResponse.ProtoReflect.Descriptor instead.
+func (*ListSourceStatusesResponse) Descriptor() ([]byte, []int) {
+	return file_samsa_v1_services_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *ListSourceStatusesResponse) GetStatuses() []*SourceStatus {
+	if x != nil {
+		return x.Statuses
+	}
+	return nil
+}
+
+func (x *ListSourceStatusesResponse) GetIngestKnown() bool {
+	if x != nil {
+		return x.IngestKnown
+	}
+	return false
+}
+
+// SourceStatus is a source's ingest numbers since the receiver started.
+type SourceStatus struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Topic string                 `protobuf:"bytes,2,opt,name=topic,proto3" json:"topic,omitempty"`
+	Flows int32                  `protobuf:"varint,3,opt,name=flows,proto3" json:"flows,omitempty"`
+	// events acknowledged by Kafka, requests, and body bytes received.
+	Events   int64 `protobuf:"varint,4,opt,name=events,proto3" json:"events,omitempty"`
+	Requests int64 `protobuf:"varint,5,opt,name=requests,proto3" json:"requests,omitempty"`
+	Bytes    int64 `protobuf:"varint,6,opt,name=bytes,proto3" json:"bytes,omitempty"`
+	// rejections of requests by reason; auth_failures (API keys and webhook
+	// signatures) by reason.
+	Rejections    map[string]int64       `protobuf:"bytes,7,rep,name=rejections,proto3" json:"rejections,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
+	AuthFailures  map[string]int64       `protobuf:"bytes,8,rep,name=auth_failures,json=authFailures,proto3" json:"auth_failures,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
+	UpdateTime    *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=update_time,json=updateTime,proto3" json:"update_time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SourceStatus) Reset() {
+	*x = SourceStatus{}
+	mi := &file_samsa_v1_services_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SourceStatus) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SourceStatus) ProtoMessage() {}
+
+func (x *SourceStatus) ProtoReflect() protoreflect.Message {
+	mi := &file_samsa_v1_services_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SourceStatus.ProtoReflect.Descriptor instead.
+func (*SourceStatus) Descriptor() ([]byte, []int) {
+	return file_samsa_v1_services_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *SourceStatus) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *SourceStatus) GetTopic() string {
+	if x != nil {
+		return x.Topic
+	}
+	return ""
+}
+
+func (x *SourceStatus) GetFlows() int32 {
+	if x != nil {
+		return x.Flows
+	}
+	return 0
+}
+
+func (x *SourceStatus) GetEvents() int64 {
+	if x != nil {
+		return x.Events
+	}
+	return 0
+}
+
+func (x *SourceStatus) GetRequests() int64 {
+	if x != nil {
+		return x.Requests
+	}
+	return 0
+}
+
+func (x *SourceStatus) GetBytes() int64 {
+	if x != nil {
+		return x.Bytes
+	}
+	return 0
+}
+
+func (x *SourceStatus) GetRejections() map[string]int64 {
+	if x != nil {
+		return x.Rejections
+	}
+	return nil
+}
+
+func (x *SourceStatus) GetAuthFailures() map[string]int64 {
+	if x != nil {
+		return x.AuthFailures
+	}
+	return nil
+}
+
+func (x *SourceStatus) GetUpdateTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.UpdateTime
+	}
+	return nil
+}
+
+type GetCallerRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetCallerRequest) Reset() {
+	*x = GetCallerRequest{}
+	mi := &file_samsa_v1_services_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetCallerRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetCallerRequest) ProtoMessage() {}
+
+func (x *GetCallerRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_samsa_v1_services_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetCallerRequest.ProtoReflect.Descriptor instead.
+func (*GetCallerRequest) Descriptor() ([]byte, []int) {
+	return file_samsa_v1_services_proto_rawDescGZIP(), []int{24}
+}
+
+type Caller struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// role is "admin", "editor" or "viewer".
+	Role string `protobuf:"bytes,1,opt,name=role,proto3" json:"role,omitempty"`
+	// anonymous is set when the API runs without authentication.
+	Anonymous     bool `protobuf:"varint,2,opt,name=anonymous,proto3" json:"anonymous,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Caller) Reset() {
+	*x = Caller{}
+	mi := &file_samsa_v1_services_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Caller) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Caller) ProtoMessage() {}
+
+func (x *Caller) ProtoReflect() protoreflect.Message {
+	mi := &file_samsa_v1_services_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Caller.ProtoReflect.Descriptor instead.
+func (*Caller) Descriptor() ([]byte, []int) {
+	return file_samsa_v1_services_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *Caller) GetRole() string {
+	if x != nil {
+		return x.Role
+	}
+	return ""
+}
+
+func (x *Caller) GetAnonymous() bool {
+	if x != nil {
+		return x.Anonymous
+	}
+	return false
+}
+
 type StageCounts struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Received      int64                  `protobuf:"varint,1,opt,name=received,proto3" json:"received,omitempty"`
@@ -964,7 +1443,7 @@ type StageCounts struct {
 
 func (x *StageCounts) Reset() {
 	*x = StageCounts{}
-	mi := &file_samsa_v1_services_proto_msgTypes[18]
+	mi := &file_samsa_v1_services_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -976,7 +1455,7 @@ func (x *StageCounts) String() string {
 func (*StageCounts) ProtoMessage() {}
 
 func (x *StageCounts) ProtoReflect() protoreflect.Message {
-	mi := &file_samsa_v1_services_proto_msgTypes[18]
+	mi := &file_samsa_v1_services_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -989,7 +1468,7 @@ func (x *StageCounts) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StageCounts.ProtoReflect.Descriptor instead.
 func (*StageCounts) Descriptor() ([]byte, []int) {
-	return file_samsa_v1_services_proto_rawDescGZIP(), []int{18}
+	return file_samsa_v1_services_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *StageCounts) GetReceived() int64 {
@@ -1047,7 +1526,7 @@ type StageRates struct {
 
 func (x *StageRates) Reset() {
 	*x = StageRates{}
-	mi := &file_samsa_v1_services_proto_msgTypes[19]
+	mi := &file_samsa_v1_services_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1059,7 +1538,7 @@ func (x *StageRates) String() string {
 func (*StageRates) ProtoMessage() {}
 
 func (x *StageRates) ProtoReflect() protoreflect.Message {
-	mi := &file_samsa_v1_services_proto_msgTypes[19]
+	mi := &file_samsa_v1_services_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1072,7 +1551,7 @@ func (x *StageRates) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StageRates.ProtoReflect.Descriptor instead.
 func (*StageRates) Descriptor() ([]byte, []int) {
-	return file_samsa_v1_services_proto_rawDescGZIP(), []int{19}
+	return file_samsa_v1_services_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *StageRates) GetReceived() float64 {
@@ -1123,7 +1602,7 @@ type FlowError struct {
 
 func (x *FlowError) Reset() {
 	*x = FlowError{}
-	mi := &file_samsa_v1_services_proto_msgTypes[20]
+	mi := &file_samsa_v1_services_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1135,7 +1614,7 @@ func (x *FlowError) String() string {
 func (*FlowError) ProtoMessage() {}
 
 func (x *FlowError) ProtoReflect() protoreflect.Message {
-	mi := &file_samsa_v1_services_proto_msgTypes[20]
+	mi := &file_samsa_v1_services_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1148,7 +1627,7 @@ func (x *FlowError) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FlowError.ProtoReflect.Descriptor instead.
 func (*FlowError) Descriptor() ([]byte, []int) {
-	return file_samsa_v1_services_proto_rawDescGZIP(), []int{20}
+	return file_samsa_v1_services_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *FlowError) GetStage() string {
@@ -1194,7 +1673,7 @@ type RedriveDLQRequest struct {
 
 func (x *RedriveDLQRequest) Reset() {
 	*x = RedriveDLQRequest{}
-	mi := &file_samsa_v1_services_proto_msgTypes[21]
+	mi := &file_samsa_v1_services_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1206,7 +1685,7 @@ func (x *RedriveDLQRequest) String() string {
 func (*RedriveDLQRequest) ProtoMessage() {}
 
 func (x *RedriveDLQRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_samsa_v1_services_proto_msgTypes[21]
+	mi := &file_samsa_v1_services_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1219,7 +1698,7 @@ func (x *RedriveDLQRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RedriveDLQRequest.ProtoReflect.Descriptor instead.
 func (*RedriveDLQRequest) Descriptor() ([]byte, []int) {
-	return file_samsa_v1_services_proto_rawDescGZIP(), []int{21}
+	return file_samsa_v1_services_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *RedriveDLQRequest) GetName() string {
@@ -1264,7 +1743,7 @@ type RedriveDLQProgress struct {
 
 func (x *RedriveDLQProgress) Reset() {
 	*x = RedriveDLQProgress{}
-	mi := &file_samsa_v1_services_proto_msgTypes[22]
+	mi := &file_samsa_v1_services_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1276,7 +1755,7 @@ func (x *RedriveDLQProgress) String() string {
 func (*RedriveDLQProgress) ProtoMessage() {}
 
 func (x *RedriveDLQProgress) ProtoReflect() protoreflect.Message {
-	mi := &file_samsa_v1_services_proto_msgTypes[22]
+	mi := &file_samsa_v1_services_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1289,7 +1768,7 @@ func (x *RedriveDLQProgress) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RedriveDLQProgress.ProtoReflect.Descriptor instead.
 func (*RedriveDLQProgress) Descriptor() ([]byte, []int) {
-	return file_samsa_v1_services_proto_rawDescGZIP(), []int{22}
+	return file_samsa_v1_services_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *RedriveDLQProgress) GetScanned() int64 {
@@ -1334,7 +1813,7 @@ type TestRequest struct {
 
 func (x *TestRequest) Reset() {
 	*x = TestRequest{}
-	mi := &file_samsa_v1_services_proto_msgTypes[23]
+	mi := &file_samsa_v1_services_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1346,7 +1825,7 @@ func (x *TestRequest) String() string {
 func (*TestRequest) ProtoMessage() {}
 
 func (x *TestRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_samsa_v1_services_proto_msgTypes[23]
+	mi := &file_samsa_v1_services_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1359,7 +1838,7 @@ func (x *TestRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TestRequest.ProtoReflect.Descriptor instead.
 func (*TestRequest) Descriptor() ([]byte, []int) {
-	return file_samsa_v1_services_proto_rawDescGZIP(), []int{23}
+	return file_samsa_v1_services_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *TestRequest) GetFlow() string {
@@ -1407,7 +1886,7 @@ type TestEvent struct {
 
 func (x *TestEvent) Reset() {
 	*x = TestEvent{}
-	mi := &file_samsa_v1_services_proto_msgTypes[24]
+	mi := &file_samsa_v1_services_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1419,7 +1898,7 @@ func (x *TestEvent) String() string {
 func (*TestEvent) ProtoMessage() {}
 
 func (x *TestEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_samsa_v1_services_proto_msgTypes[24]
+	mi := &file_samsa_v1_services_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1432,7 +1911,7 @@ func (x *TestEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TestEvent.ProtoReflect.Descriptor instead.
 func (*TestEvent) Descriptor() ([]byte, []int) {
-	return file_samsa_v1_services_proto_rawDescGZIP(), []int{24}
+	return file_samsa_v1_services_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *TestEvent) GetId() string {
@@ -1501,7 +1980,7 @@ type TestResponse struct {
 
 func (x *TestResponse) Reset() {
 	*x = TestResponse{}
-	mi := &file_samsa_v1_services_proto_msgTypes[25]
+	mi := &file_samsa_v1_services_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1513,7 +1992,7 @@ func (x *TestResponse) String() string {
 func (*TestResponse) ProtoMessage() {}
 
 func (x *TestResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_samsa_v1_services_proto_msgTypes[25]
+	mi := &file_samsa_v1_services_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1526,7 +2005,7 @@ func (x *TestResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TestResponse.ProtoReflect.Descriptor instead.
 func (*TestResponse) Descriptor() ([]byte, []int) {
-	return file_samsa_v1_services_proto_rawDescGZIP(), []int{25}
+	return file_samsa_v1_services_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *TestResponse) GetResults() []*TestResult {
@@ -1549,7 +2028,7 @@ type TestResult struct {
 
 func (x *TestResult) Reset() {
 	*x = TestResult{}
-	mi := &file_samsa_v1_services_proto_msgTypes[26]
+	mi := &file_samsa_v1_services_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1561,7 +2040,7 @@ func (x *TestResult) String() string {
 func (*TestResult) ProtoMessage() {}
 
 func (x *TestResult) ProtoReflect() protoreflect.Message {
-	mi := &file_samsa_v1_services_proto_msgTypes[26]
+	mi := &file_samsa_v1_services_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1574,7 +2053,7 @@ func (x *TestResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TestResult.ProtoReflect.Descriptor instead.
 func (*TestResult) Descriptor() ([]byte, []int) {
-	return file_samsa_v1_services_proto_rawDescGZIP(), []int{26}
+	return file_samsa_v1_services_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *TestResult) GetKept() bool {
@@ -1611,7 +2090,7 @@ type TestOutput struct {
 
 func (x *TestOutput) Reset() {
 	*x = TestOutput{}
-	mi := &file_samsa_v1_services_proto_msgTypes[27]
+	mi := &file_samsa_v1_services_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1623,7 +2102,7 @@ func (x *TestOutput) String() string {
 func (*TestOutput) ProtoMessage() {}
 
 func (x *TestOutput) ProtoReflect() protoreflect.Message {
-	mi := &file_samsa_v1_services_proto_msgTypes[27]
+	mi := &file_samsa_v1_services_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1636,7 +2115,7 @@ func (x *TestOutput) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TestOutput.ProtoReflect.Descriptor instead.
 func (*TestOutput) Descriptor() ([]byte, []int) {
-	return file_samsa_v1_services_proto_rawDescGZIP(), []int{27}
+	return file_samsa_v1_services_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *TestOutput) GetType() string {
@@ -1684,7 +2163,7 @@ type PublishRequest struct {
 
 func (x *PublishRequest) Reset() {
 	*x = PublishRequest{}
-	mi := &file_samsa_v1_services_proto_msgTypes[28]
+	mi := &file_samsa_v1_services_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1696,7 +2175,7 @@ func (x *PublishRequest) String() string {
 func (*PublishRequest) ProtoMessage() {}
 
 func (x *PublishRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_samsa_v1_services_proto_msgTypes[28]
+	mi := &file_samsa_v1_services_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1709,7 +2188,7 @@ func (x *PublishRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PublishRequest.ProtoReflect.Descriptor instead.
 func (*PublishRequest) Descriptor() ([]byte, []int) {
-	return file_samsa_v1_services_proto_rawDescGZIP(), []int{28}
+	return file_samsa_v1_services_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *PublishRequest) GetSource() string {
@@ -1745,7 +2224,7 @@ type IngestEvent struct {
 
 func (x *IngestEvent) Reset() {
 	*x = IngestEvent{}
-	mi := &file_samsa_v1_services_proto_msgTypes[29]
+	mi := &file_samsa_v1_services_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1757,7 +2236,7 @@ func (x *IngestEvent) String() string {
 func (*IngestEvent) ProtoMessage() {}
 
 func (x *IngestEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_samsa_v1_services_proto_msgTypes[29]
+	mi := &file_samsa_v1_services_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1770,7 +2249,7 @@ func (x *IngestEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IngestEvent.ProtoReflect.Descriptor instead.
 func (*IngestEvent) Descriptor() ([]byte, []int) {
-	return file_samsa_v1_services_proto_rawDescGZIP(), []int{29}
+	return file_samsa_v1_services_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *IngestEvent) GetId() string {
@@ -1831,7 +2310,7 @@ type PublishResponse struct {
 
 func (x *PublishResponse) Reset() {
 	*x = PublishResponse{}
-	mi := &file_samsa_v1_services_proto_msgTypes[30]
+	mi := &file_samsa_v1_services_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1843,7 +2322,7 @@ func (x *PublishResponse) String() string {
 func (*PublishResponse) ProtoMessage() {}
 
 func (x *PublishResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_samsa_v1_services_proto_msgTypes[30]
+	mi := &file_samsa_v1_services_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1856,7 +2335,7 @@ func (x *PublishResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PublishResponse.ProtoReflect.Descriptor instead.
 func (*PublishResponse) Descriptor() ([]byte, []int) {
-	return file_samsa_v1_services_proto_rawDescGZIP(), []int{30}
+	return file_samsa_v1_services_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *PublishResponse) GetIds() []string {
@@ -1877,7 +2356,7 @@ type PublishStreamRequest struct {
 
 func (x *PublishStreamRequest) Reset() {
 	*x = PublishStreamRequest{}
-	mi := &file_samsa_v1_services_proto_msgTypes[31]
+	mi := &file_samsa_v1_services_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1889,7 +2368,7 @@ func (x *PublishStreamRequest) String() string {
 func (*PublishStreamRequest) ProtoMessage() {}
 
 func (x *PublishStreamRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_samsa_v1_services_proto_msgTypes[31]
+	mi := &file_samsa_v1_services_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1902,7 +2381,7 @@ func (x *PublishStreamRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PublishStreamRequest.ProtoReflect.Descriptor instead.
 func (*PublishStreamRequest) Descriptor() ([]byte, []int) {
-	return file_samsa_v1_services_proto_rawDescGZIP(), []int{31}
+	return file_samsa_v1_services_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *PublishStreamRequest) GetSource() string {
@@ -1929,7 +2408,7 @@ type PublishStreamResponse struct {
 
 func (x *PublishStreamResponse) Reset() {
 	*x = PublishStreamResponse{}
-	mi := &file_samsa_v1_services_proto_msgTypes[32]
+	mi := &file_samsa_v1_services_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1941,7 +2420,7 @@ func (x *PublishStreamResponse) String() string {
 func (*PublishStreamResponse) ProtoMessage() {}
 
 func (x *PublishStreamResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_samsa_v1_services_proto_msgTypes[32]
+	mi := &file_samsa_v1_services_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1954,7 +2433,7 @@ func (x *PublishStreamResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PublishStreamResponse.ProtoReflect.Descriptor instead.
 func (*PublishStreamResponse) Descriptor() ([]byte, []int) {
-	return file_samsa_v1_services_proto_rawDescGZIP(), []int{32}
+	return file_samsa_v1_services_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *PublishStreamResponse) GetIds() []string {
@@ -2003,7 +2482,7 @@ const file_samsa_v1_services_proto_rawDesc = "" +
 	"\x11ResumeFlowRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\"*\n" +
 	"\x14GetFlowStatusRequest\x12\x12\n" +
-	"\x04name\x18\x01 \x01(\tR\x04name\"\xd2\x04\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\"\x82\x05\n" +
 	"\n" +
 	"FlowStatus\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
@@ -2023,7 +2502,47 @@ const file_samsa_v1_services_proto_rawDesc = "" +
 	"\tdlq_depth\x18\r \x01(\x03R\bdlqDepth\x12E\n" +
 	"\x10next_maintenance\x18\x0e \x01(\v2\x1a.google.protobuf.TimestampR\x0fnextMaintenance\x12;\n" +
 	"\vupdate_time\x18\x0f \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"updateTime\"\xce\x01\n" +
+	"updateTime\x12.\n" +
+	"\ahistory\x18\x10 \x03(\v2\x14.samsa.v1.FlowSampleR\ahistory\"\xbe\x01\n" +
+	"\n" +
+	"FlowSample\x12.\n" +
+	"\x04time\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12\x1a\n" +
+	"\breceived\x18\x02 \x01(\x03R\breceived\x12!\n" +
+	"\ffiltered_out\x18\x03 \x01(\x03R\vfilteredOut\x12\x1c\n" +
+	"\tdelivered\x18\x04 \x01(\x03R\tdelivered\x12#\n" +
+	"\rdead_lettered\x18\x05 \x01(\x03R\fdeadLettered\"X\n" +
+	"\x17ListFlowStatusesRequest\x12\x16\n" +
+	"\x06source\x18\x01 \x01(\tR\x06source\x12%\n" +
+	"\x0ehistory_points\x18\x02 \x01(\x05R\rhistoryPoints\"L\n" +
+	"\x18ListFlowStatusesResponse\x120\n" +
+	"\bstatuses\x18\x01 \x03(\v2\x14.samsa.v1.FlowStatusR\bstatuses\"\x1b\n" +
+	"\x19ListSourceStatusesRequest\"s\n" +
+	"\x1aListSourceStatusesResponse\x122\n" +
+	"\bstatuses\x18\x01 \x03(\v2\x16.samsa.v1.SourceStatusR\bstatuses\x12!\n" +
+	"\fingest_known\x18\x02 \x01(\bR\vingestKnown\"\xec\x03\n" +
+	"\fSourceStatus\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
+	"\x05topic\x18\x02 \x01(\tR\x05topic\x12\x14\n" +
+	"\x05flows\x18\x03 \x01(\x05R\x05flows\x12\x16\n" +
+	"\x06events\x18\x04 \x01(\x03R\x06events\x12\x1a\n" +
+	"\brequests\x18\x05 \x01(\x03R\brequests\x12\x14\n" +
+	"\x05bytes\x18\x06 \x01(\x03R\x05bytes\x12F\n" +
+	"\n" +
+	"rejections\x18\a \x03(\v2&.samsa.v1.SourceStatus.RejectionsEntryR\n" +
+	"rejections\x12M\n" +
+	"\rauth_failures\x18\b \x03(\v2(.samsa.v1.SourceStatus.AuthFailuresEntryR\fauthFailures\x12;\n" +
+	"\vupdate_time\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"updateTime\x1a=\n" +
+	"\x0fRejectionsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\x03R\x05value:\x028\x01\x1a?\n" +
+	"\x11AuthFailuresEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\x03R\x05value:\x028\x01\"\x12\n" +
+	"\x10GetCallerRequest\":\n" +
+	"\x06Caller\x12\x12\n" +
+	"\x04role\x18\x01 \x01(\tR\x04role\x12\x1c\n" +
+	"\tanonymous\x18\x02 \x01(\bR\tanonymous\"\xce\x01\n" +
 	"\vStageCounts\x12\x1a\n" +
 	"\breceived\x18\x01 \x01(\x03R\breceived\x12!\n" +
 	"\ffiltered_out\x18\x02 \x01(\x03R\vfilteredOut\x12 \n" +
@@ -2113,12 +2632,13 @@ const file_samsa_v1_services_proto_rawDesc = "" +
 	"\x06source\x18\x01 \x01(\tR\x06source\x12-\n" +
 	"\x06events\x18\x02 \x03(\v2\x15.samsa.v1.IngestEventR\x06events\")\n" +
 	"\x15PublishStreamResponse\x12\x10\n" +
-	"\x03ids\x18\x01 \x03(\tR\x03ids2\xab\x02\n" +
+	"\x03ids\x18\x01 \x03(\tR\x03ids2\x8c\x03\n" +
 	"\rSourceService\x129\n" +
 	"\tGetSource\x12\x1a.samsa.v1.GetSourceRequest\x1a\x10.samsa.v1.Source\x12J\n" +
 	"\vListSources\x12\x1c.samsa.v1.ListSourcesRequest\x1a\x1d.samsa.v1.ListSourcesResponse\x12D\n" +
 	"\tPutSource\x12\x1a.samsa.v1.PutSourceRequest\x1a\x1b.samsa.v1.PutSourceResponse\x12M\n" +
-	"\fDeleteSource\x12\x1d.samsa.v1.DeleteSourceRequest\x1a\x1e.samsa.v1.DeleteSourceResponse2\x97\x04\n" +
+	"\fDeleteSource\x12\x1d.samsa.v1.DeleteSourceRequest\x1a\x1e.samsa.v1.DeleteSourceResponse\x12_\n" +
+	"\x12ListSourceStatuses\x12#.samsa.v1.ListSourceStatusesRequest\x1a$.samsa.v1.ListSourceStatusesResponse2\xf2\x04\n" +
 	"\vFlowService\x123\n" +
 	"\aGetFlow\x12\x18.samsa.v1.GetFlowRequest\x1a\x0e.samsa.v1.Flow\x12D\n" +
 	"\tListFlows\x12\x1a.samsa.v1.ListFlowsRequest\x1a\x1b.samsa.v1.ListFlowsResponse\x12>\n" +
@@ -2128,9 +2648,12 @@ const file_samsa_v1_services_proto_rawDesc = "" +
 	"\tPauseFlow\x12\x1a.samsa.v1.PauseFlowRequest\x1a\x0e.samsa.v1.Flow\x129\n" +
 	"\n" +
 	"ResumeFlow\x12\x1b.samsa.v1.ResumeFlowRequest\x1a\x0e.samsa.v1.Flow\x12E\n" +
-	"\rGetFlowStatus\x12\x1e.samsa.v1.GetFlowStatusRequest\x1a\x14.samsa.v1.FlowStatus\x12I\n" +
+	"\rGetFlowStatus\x12\x1e.samsa.v1.GetFlowStatusRequest\x1a\x14.samsa.v1.FlowStatus\x12Y\n" +
+	"\x10ListFlowStatuses\x12!.samsa.v1.ListFlowStatusesRequest\x1a\".samsa.v1.ListFlowStatusesResponse\x12I\n" +
 	"\n" +
-	"RedriveDLQ\x12\x1b.samsa.v1.RedriveDLQRequest\x1a\x1c.samsa.v1.RedriveDLQProgress0\x012I\n" +
+	"RedriveDLQ\x12\x1b.samsa.v1.RedriveDLQRequest\x1a\x1c.samsa.v1.RedriveDLQProgress0\x012H\n" +
+	"\vAuthService\x129\n" +
+	"\tGetCaller\x12\x1a.samsa.v1.GetCallerRequest\x1a\x10.samsa.v1.Caller2I\n" +
 	"\x10TransformService\x125\n" +
 	"\x04Test\x12\x15.samsa.v1.TestRequest\x1a\x16.samsa.v1.TestResponse2\xa5\x01\n" +
 	"\rIngestService\x12>\n" +
@@ -2149,110 +2672,133 @@ func file_samsa_v1_services_proto_rawDescGZIP() []byte {
 	return file_samsa_v1_services_proto_rawDescData
 }
 
-var file_samsa_v1_services_proto_msgTypes = make([]protoimpl.MessageInfo, 36)
+var file_samsa_v1_services_proto_msgTypes = make([]protoimpl.MessageInfo, 46)
 var file_samsa_v1_services_proto_goTypes = []any{
-	(*GetSourceRequest)(nil),      // 0: samsa.v1.GetSourceRequest
-	(*ListSourcesRequest)(nil),    // 1: samsa.v1.ListSourcesRequest
-	(*ListSourcesResponse)(nil),   // 2: samsa.v1.ListSourcesResponse
-	(*PutSourceRequest)(nil),      // 3: samsa.v1.PutSourceRequest
-	(*PutSourceResponse)(nil),     // 4: samsa.v1.PutSourceResponse
-	(*DeleteSourceRequest)(nil),   // 5: samsa.v1.DeleteSourceRequest
-	(*DeleteSourceResponse)(nil),  // 6: samsa.v1.DeleteSourceResponse
-	(*GetFlowRequest)(nil),        // 7: samsa.v1.GetFlowRequest
-	(*ListFlowsRequest)(nil),      // 8: samsa.v1.ListFlowsRequest
-	(*ListFlowsResponse)(nil),     // 9: samsa.v1.ListFlowsResponse
-	(*PutFlowRequest)(nil),        // 10: samsa.v1.PutFlowRequest
-	(*PutFlowResponse)(nil),       // 11: samsa.v1.PutFlowResponse
-	(*DeleteFlowRequest)(nil),     // 12: samsa.v1.DeleteFlowRequest
-	(*DeleteFlowResponse)(nil),    // 13: samsa.v1.DeleteFlowResponse
-	(*PauseFlowRequest)(nil),      // 14: samsa.v1.PauseFlowRequest
-	(*ResumeFlowRequest)(nil),     // 15: samsa.v1.ResumeFlowRequest
-	(*GetFlowStatusRequest)(nil),  // 16: samsa.v1.GetFlowStatusRequest
-	(*FlowStatus)(nil),            // 17: samsa.v1.FlowStatus
-	(*StageCounts)(nil),           // 18: samsa.v1.StageCounts
-	(*StageRates)(nil),            // 19: samsa.v1.StageRates
-	(*FlowError)(nil),             // 20: samsa.v1.FlowError
-	(*RedriveDLQRequest)(nil),     // 21: samsa.v1.RedriveDLQRequest
-	(*RedriveDLQProgress)(nil),    // 22: samsa.v1.RedriveDLQProgress
-	(*TestRequest)(nil),           // 23: samsa.v1.TestRequest
-	(*TestEvent)(nil),             // 24: samsa.v1.TestEvent
-	(*TestResponse)(nil),          // 25: samsa.v1.TestResponse
-	(*TestResult)(nil),            // 26: samsa.v1.TestResult
-	(*TestOutput)(nil),            // 27: samsa.v1.TestOutput
-	(*PublishRequest)(nil),        // 28: samsa.v1.PublishRequest
-	(*IngestEvent)(nil),           // 29: samsa.v1.IngestEvent
-	(*PublishResponse)(nil),       // 30: samsa.v1.PublishResponse
-	(*PublishStreamRequest)(nil),  // 31: samsa.v1.PublishStreamRequest
-	(*PublishStreamResponse)(nil), // 32: samsa.v1.PublishStreamResponse
-	nil,                           // 33: samsa.v1.TestEvent.AttributesEntry
-	nil,                           // 34: samsa.v1.TestOutput.AttributesEntry
-	nil,                           // 35: samsa.v1.IngestEvent.AttributesEntry
-	(*Source)(nil),                // 36: samsa.v1.Source
-	(*Flow)(nil),                  // 37: samsa.v1.Flow
-	(*timestamppb.Timestamp)(nil), // 38: google.protobuf.Timestamp
-	(*structpb.Value)(nil),        // 39: google.protobuf.Value
+	(*GetSourceRequest)(nil),           // 0: samsa.v1.GetSourceRequest
+	(*ListSourcesRequest)(nil),         // 1: samsa.v1.ListSourcesRequest
+	(*ListSourcesResponse)(nil),        // 2: samsa.v1.ListSourcesResponse
+	(*PutSourceRequest)(nil),           // 3: samsa.v1.PutSourceRequest
+	(*PutSourceResponse)(nil),          // 4: samsa.v1.PutSourceResponse
+	(*DeleteSourceRequest)(nil),        // 5: samsa.v1.DeleteSourceRequest
+	(*DeleteSourceResponse)(nil),       // 6: samsa.v1.DeleteSourceResponse
+	(*GetFlowRequest)(nil),             // 7: samsa.v1.GetFlowRequest
+	(*ListFlowsRequest)(nil),           // 8: samsa.v1.ListFlowsRequest
+	(*ListFlowsResponse)(nil),          // 9: samsa.v1.ListFlowsResponse
+	(*PutFlowRequest)(nil),             // 10: samsa.v1.PutFlowRequest
+	(*PutFlowResponse)(nil),            // 11: samsa.v1.PutFlowResponse
+	(*DeleteFlowRequest)(nil),          // 12: samsa.v1.DeleteFlowRequest
+	(*DeleteFlowResponse)(nil),         // 13: samsa.v1.DeleteFlowResponse
+	(*PauseFlowRequest)(nil),           // 14: samsa.v1.PauseFlowRequest
+	(*ResumeFlowRequest)(nil),          // 15: samsa.v1.ResumeFlowRequest
+	(*GetFlowStatusRequest)(nil),       // 16: samsa.v1.GetFlowStatusRequest
+	(*FlowStatus)(nil),                 // 17: samsa.v1.FlowStatus
+	(*FlowSample)(nil),                 // 18: samsa.v1.FlowSample
+	(*ListFlowStatusesRequest)(nil),    // 19: samsa.v1.ListFlowStatusesRequest
+	(*ListFlowStatusesResponse)(nil),   // 20: samsa.v1.ListFlowStatusesResponse
+	(*ListSourceStatusesRequest)(nil),  // 21: samsa.v1.ListSourceStatusesRequest
+	(*ListSourceStatusesResponse)(nil), // 22: samsa.v1.ListSourceStatusesResponse
+	(*SourceStatus)(nil),               // 23: samsa.v1.SourceStatus
+	(*GetCallerRequest)(nil),           // 24: samsa.v1.GetCallerRequest
+	(*Caller)(nil),                     // 25: samsa.v1.Caller
+	(*StageCounts)(nil),                // 26: samsa.v1.StageCounts
+	(*StageRates)(nil),                 // 27: samsa.v1.StageRates
+	(*FlowError)(nil),                  // 28: samsa.v1.FlowError
+	(*RedriveDLQRequest)(nil),          // 29: samsa.v1.RedriveDLQRequest
+	(*RedriveDLQProgress)(nil),         // 30: samsa.v1.RedriveDLQProgress
+	(*TestRequest)(nil),                // 31: samsa.v1.TestRequest
+	(*TestEvent)(nil),                  // 32: samsa.v1.TestEvent
+	(*TestResponse)(nil),               // 33: samsa.v1.TestResponse
+	(*TestResult)(nil),                 // 34: samsa.v1.TestResult
+	(*TestOutput)(nil),                 // 35: samsa.v1.TestOutput
+	(*PublishRequest)(nil),             // 36: samsa.v1.PublishRequest
+	(*IngestEvent)(nil),                // 37: samsa.v1.IngestEvent
+	(*PublishResponse)(nil),            // 38: samsa.v1.PublishResponse
+	(*PublishStreamRequest)(nil),       // 39: samsa.v1.PublishStreamRequest
+	(*PublishStreamResponse)(nil),      // 40: samsa.v1.PublishStreamResponse
+	nil,                                // 41: samsa.v1.SourceStatus.RejectionsEntry
+	nil,                                // 42: samsa.v1.SourceStatus.AuthFailuresEntry
+	nil,                                // 43: samsa.v1.TestEvent.AttributesEntry
+	nil,                                // 44: samsa.v1.TestOutput.AttributesEntry
+	nil,                                // 45: samsa.v1.IngestEvent.AttributesEntry
+	(*Source)(nil),                     // 46: samsa.v1.Source
+	(*Flow)(nil),                       // 47: samsa.v1.Flow
+	(*timestamppb.Timestamp)(nil),      // 48: google.protobuf.Timestamp
+	(*structpb.Value)(nil),             // 49: google.protobuf.Value
 }
 var file_samsa_v1_services_proto_depIdxs = []int32{
-	36, // 0: samsa.v1.ListSourcesResponse.sources:type_name -> samsa.v1.Source
-	36, // 1: samsa.v1.PutSourceRequest.source:type_name -> samsa.v1.Source
-	36, // 2: samsa.v1.PutSourceResponse.source:type_name -> samsa.v1.Source
-	37, // 3: samsa.v1.ListFlowsResponse.flows:type_name -> samsa.v1.Flow
-	37, // 4: samsa.v1.PutFlowRequest.flow:type_name -> samsa.v1.Flow
-	37, // 5: samsa.v1.PutFlowResponse.flow:type_name -> samsa.v1.Flow
-	18, // 6: samsa.v1.FlowStatus.counts:type_name -> samsa.v1.StageCounts
-	19, // 7: samsa.v1.FlowStatus.rates:type_name -> samsa.v1.StageRates
-	20, // 8: samsa.v1.FlowStatus.last_error:type_name -> samsa.v1.FlowError
-	38, // 9: samsa.v1.FlowStatus.next_maintenance:type_name -> google.protobuf.Timestamp
-	38, // 10: samsa.v1.FlowStatus.update_time:type_name -> google.protobuf.Timestamp
-	38, // 11: samsa.v1.FlowError.time:type_name -> google.protobuf.Timestamp
-	38, // 12: samsa.v1.RedriveDLQRequest.since:type_name -> google.protobuf.Timestamp
-	38, // 13: samsa.v1.RedriveDLQRequest.until:type_name -> google.protobuf.Timestamp
-	24, // 14: samsa.v1.TestRequest.events:type_name -> samsa.v1.TestEvent
-	38, // 15: samsa.v1.TestEvent.time:type_name -> google.protobuf.Timestamp
-	33, // 16: samsa.v1.TestEvent.attributes:type_name -> samsa.v1.TestEvent.AttributesEntry
-	39, // 17: samsa.v1.TestEvent.data:type_name -> google.protobuf.Value
-	26, // 18: samsa.v1.TestResponse.results:type_name -> samsa.v1.TestResult
-	27, // 19: samsa.v1.TestResult.outputs:type_name -> samsa.v1.TestOutput
-	34, // 20: samsa.v1.TestOutput.attributes:type_name -> samsa.v1.TestOutput.AttributesEntry
-	39, // 21: samsa.v1.TestOutput.data:type_name -> google.protobuf.Value
-	29, // 22: samsa.v1.PublishRequest.events:type_name -> samsa.v1.IngestEvent
-	35, // 23: samsa.v1.IngestEvent.attributes:type_name -> samsa.v1.IngestEvent.AttributesEntry
-	29, // 24: samsa.v1.PublishStreamRequest.events:type_name -> samsa.v1.IngestEvent
-	0,  // 25: samsa.v1.SourceService.GetSource:input_type -> samsa.v1.GetSourceRequest
-	1,  // 26: samsa.v1.SourceService.ListSources:input_type -> samsa.v1.ListSourcesRequest
-	3,  // 27: samsa.v1.SourceService.PutSource:input_type -> samsa.v1.PutSourceRequest
-	5,  // 28: samsa.v1.SourceService.DeleteSource:input_type -> samsa.v1.DeleteSourceRequest
-	7,  // 29: samsa.v1.FlowService.GetFlow:input_type -> samsa.v1.GetFlowRequest
-	8,  // 30: samsa.v1.FlowService.ListFlows:input_type -> samsa.v1.ListFlowsRequest
-	10, // 31: samsa.v1.FlowService.PutFlow:input_type -> samsa.v1.PutFlowRequest
-	12, // 32: samsa.v1.FlowService.DeleteFlow:input_type -> samsa.v1.DeleteFlowRequest
-	14, // 33: samsa.v1.FlowService.PauseFlow:input_type -> samsa.v1.PauseFlowRequest
-	15, // 34: samsa.v1.FlowService.ResumeFlow:input_type -> samsa.v1.ResumeFlowRequest
-	16, // 35: samsa.v1.FlowService.GetFlowStatus:input_type -> samsa.v1.GetFlowStatusRequest
-	21, // 36: samsa.v1.FlowService.RedriveDLQ:input_type -> samsa.v1.RedriveDLQRequest
-	23, // 37: samsa.v1.TransformService.Test:input_type -> samsa.v1.TestRequest
-	28, // 38: samsa.v1.IngestService.Publish:input_type -> samsa.v1.PublishRequest
-	31, // 39: samsa.v1.IngestService.PublishStream:input_type -> samsa.v1.PublishStreamRequest
-	36, // 40: samsa.v1.SourceService.GetSource:output_type -> samsa.v1.Source
-	2,  // 41: samsa.v1.SourceService.ListSources:output_type -> samsa.v1.ListSourcesResponse
-	4,  // 42: samsa.v1.SourceService.PutSource:output_type -> samsa.v1.PutSourceResponse
-	6,  // 43: samsa.v1.SourceService.DeleteSource:output_type -> samsa.v1.DeleteSourceResponse
-	37, // 44: samsa.v1.FlowService.GetFlow:output_type -> samsa.v1.Flow
-	9,  // 45: samsa.v1.FlowService.ListFlows:output_type -> samsa.v1.ListFlowsResponse
-	11, // 46: samsa.v1.FlowService.PutFlow:output_type -> samsa.v1.PutFlowResponse
-	13, // 47: samsa.v1.FlowService.DeleteFlow:output_type -> samsa.v1.DeleteFlowResponse
-	37, // 48: samsa.v1.FlowService.PauseFlow:output_type -> samsa.v1.Flow
-	37, // 49: samsa.v1.FlowService.ResumeFlow:output_type -> samsa.v1.Flow
-	17, // 50: samsa.v1.FlowService.GetFlowStatus:output_type -> samsa.v1.FlowStatus
-	22, // 51: samsa.v1.FlowService.RedriveDLQ:output_type -> samsa.v1.RedriveDLQProgress
-	25, // 52: samsa.v1.TransformService.Test:output_type -> samsa.v1.TestResponse
-	30, // 53: samsa.v1.IngestService.Publish:output_type -> samsa.v1.PublishResponse
-	32, // 54: samsa.v1.IngestService.PublishStream:output_type -> samsa.v1.PublishStreamResponse
-	40, // [40:55] is the sub-list for method output_type
-	25, // [25:40] is the sub-list for method input_type
-	25, // [25:25] is the sub-list for extension type_name
-	25, // [25:25] is the sub-list for extension extendee
-	0,  // [0:25] is the sub-list for field type_name
+	46, // 0: samsa.v1.ListSourcesResponse.sources:type_name -> samsa.v1.Source
+	46, // 1: samsa.v1.PutSourceRequest.source:type_name -> samsa.v1.Source
+	46, // 2: samsa.v1.PutSourceResponse.source:type_name -> samsa.v1.Source
+	47, // 3: samsa.v1.ListFlowsResponse.flows:type_name -> samsa.v1.Flow
+	47, // 4: samsa.v1.PutFlowRequest.flow:type_name -> samsa.v1.Flow
+	47, // 5: samsa.v1.PutFlowResponse.flow:type_name -> samsa.v1.Flow
+	26, // 6: samsa.v1.FlowStatus.counts:type_name -> samsa.v1.StageCounts
+	27, // 7: samsa.v1.FlowStatus.rates:type_name -> samsa.v1.StageRates
+	28, // 8: samsa.v1.FlowStatus.last_error:type_name -> samsa.v1.FlowError
+	48, // 9: samsa.v1.FlowStatus.next_maintenance:type_name -> google.protobuf.Timestamp
+	48, // 10: samsa.v1.FlowStatus.update_time:type_name -> google.protobuf.Timestamp
+	18, // 11: samsa.v1.FlowStatus.history:type_name -> samsa.v1.FlowSample
+	48, // 12: samsa.v1.FlowSample.time:type_name -> google.protobuf.Timestamp
+	17, // 13: samsa.v1.ListFlowStatusesResponse.statuses:type_name -> samsa.v1.FlowStatus
+	23, // 14: samsa.v1.ListSourceStatusesResponse.statuses:type_name -> samsa.v1.SourceStatus
+	41, // 15: samsa.v1.SourceStatus.rejections:type_name -> samsa.v1.SourceStatus.RejectionsEntry
+	42, // 16: samsa.v1.SourceStatus.auth_failures:type_name -> samsa.v1.SourceStatus.AuthFailuresEntry
+	48, // 17: samsa.v1.SourceStatus.update_time:type_name -> google.protobuf.Timestamp
+	48, // 18: samsa.v1.FlowError.time:type_name -> google.protobuf.Timestamp
+	48, // 19: samsa.v1.RedriveDLQRequest.since:type_name -> google.protobuf.Timestamp
+	48, // 20: samsa.v1.RedriveDLQRequest.until:type_name -> google.protobuf.Timestamp
+	32, // 21: samsa.v1.TestRequest.events:type_name -> samsa.v1.TestEvent
+	48, // 22: samsa.v1.TestEvent.time:type_name -> google.protobuf.Timestamp
+	43, // 23: samsa.v1.TestEvent.attributes:type_name -> samsa.v1.TestEvent.AttributesEntry
+	49, // 24: samsa.v1.TestEvent.data:type_name -> google.protobuf.Value
+	34, // 25: samsa.v1.TestResponse.results:type_name -> samsa.v1.TestResult
+	35, // 26: samsa.v1.TestResult.outputs:type_name -> samsa.v1.TestOutput
+	44, // 27: samsa.v1.TestOutput.attributes:type_name -> samsa.v1.TestOutput.AttributesEntry
+	49, // 28: samsa.v1.TestOutput.data:type_name -> google.protobuf.Value
+	37, // 29: samsa.v1.PublishRequest.events:type_name -> samsa.v1.IngestEvent
+	45, // 30: samsa.v1.IngestEvent.attributes:type_name -> samsa.v1.IngestEvent.AttributesEntry
+	37, // 31: samsa.v1.PublishStreamRequest.events:type_name -> samsa.v1.IngestEvent
+	0,  // 32: samsa.v1.SourceService.GetSource:input_type -> samsa.v1.GetSourceRequest
+	1,  // 33: samsa.v1.SourceService.ListSources:input_type -> samsa.v1.ListSourcesRequest
+	3,  // 34: samsa.v1.SourceService.PutSource:input_type -> samsa.v1.PutSourceRequest
+	5,  // 35: samsa.v1.SourceService.DeleteSource:input_type -> samsa.v1.DeleteSourceRequest
+	21, // 36: samsa.v1.SourceService.ListSourceStatuses:input_type -> samsa.v1.ListSourceStatusesRequest
+	7,  // 37: samsa.v1.FlowService.GetFlow:input_type -> samsa.v1.GetFlowRequest
+	8,  // 38: samsa.v1.FlowService.ListFlows:input_type -> samsa.v1.ListFlowsRequest
+	10, // 39: samsa.v1.FlowService.PutFlow:input_type -> samsa.v1.PutFlowRequest
+	12, // 40: samsa.v1.FlowService.DeleteFlow:input_type -> samsa.v1.DeleteFlowRequest
+	14, // 41: samsa.v1.FlowService.PauseFlow:input_type -> samsa.v1.PauseFlowRequest
+	15, // 42: samsa.v1.FlowService.ResumeFlow:input_type -> samsa.v1.ResumeFlowRequest
+	16, // 43: samsa.v1.FlowService.GetFlowStatus:input_type -> samsa.v1.GetFlowStatusRequest
+	19, // 44: samsa.v1.FlowService.ListFlowStatuses:input_type -> samsa.v1.ListFlowStatusesRequest
+	29, // 45: samsa.v1.FlowService.RedriveDLQ:input_type -> samsa.v1.RedriveDLQRequest
+	24, // 46: samsa.v1.AuthService.GetCaller:input_type -> samsa.v1.GetCallerRequest
+	31, // 47: samsa.v1.TransformService.Test:input_type -> samsa.v1.TestRequest
+	36, // 48: samsa.v1.IngestService.Publish:input_type -> samsa.v1.PublishRequest
+	39, // 49: samsa.v1.IngestService.PublishStream:input_type -> samsa.v1.PublishStreamRequest
+	46, // 50: samsa.v1.SourceService.GetSource:output_type -> samsa.v1.Source
+	2,  // 51: samsa.v1.SourceService.ListSources:output_type -> samsa.v1.ListSourcesResponse
+	4,  // 52: samsa.v1.SourceService.PutSource:output_type -> samsa.v1.PutSourceResponse
+	6,  // 53: samsa.v1.SourceService.DeleteSource:output_type -> samsa.v1.DeleteSourceResponse
+	22, // 54: samsa.v1.SourceService.ListSourceStatuses:output_type -> samsa.v1.ListSourceStatusesResponse
+	47, // 55: samsa.v1.FlowService.GetFlow:output_type -> samsa.v1.Flow
+	9,  // 56: samsa.v1.FlowService.ListFlows:output_type -> samsa.v1.ListFlowsResponse
+	11, // 57: samsa.v1.FlowService.PutFlow:output_type -> samsa.v1.PutFlowResponse
+	13, // 58: samsa.v1.FlowService.DeleteFlow:output_type -> samsa.v1.DeleteFlowResponse
+	47, // 59: samsa.v1.FlowService.PauseFlow:output_type -> samsa.v1.Flow
+	47, // 60: samsa.v1.FlowService.ResumeFlow:output_type -> samsa.v1.Flow
+	17, // 61: samsa.v1.FlowService.GetFlowStatus:output_type -> samsa.v1.FlowStatus
+	20, // 62: samsa.v1.FlowService.ListFlowStatuses:output_type -> samsa.v1.ListFlowStatusesResponse
+	30, // 63: samsa.v1.FlowService.RedriveDLQ:output_type -> samsa.v1.RedriveDLQProgress
+	25, // 64: samsa.v1.AuthService.GetCaller:output_type -> samsa.v1.Caller
+	33, // 65: samsa.v1.TransformService.Test:output_type -> samsa.v1.TestResponse
+	38, // 66: samsa.v1.IngestService.Publish:output_type -> samsa.v1.PublishResponse
+	40, // 67: samsa.v1.IngestService.PublishStream:output_type -> samsa.v1.PublishStreamResponse
+	50, // [50:68] is the sub-list for method output_type
+	32, // [32:50] is the sub-list for method input_type
+	32, // [32:32] is the sub-list for extension type_name
+	32, // [32:32] is the sub-list for extension extendee
+	0,  // [0:32] is the sub-list for field type_name
 }
 
 func init() { file_samsa_v1_services_proto_init() }
@@ -2267,9 +2813,9 @@ func file_samsa_v1_services_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_samsa_v1_services_proto_rawDesc), len(file_samsa_v1_services_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   36,
+			NumMessages:   46,
 			NumExtensions: 0,
-			NumServices:   4,
+			NumServices:   5,
 		},
 		GoTypes:           file_samsa_v1_services_proto_goTypes,
 		DependencyIndexes: file_samsa_v1_services_proto_depIdxs,

@@ -19,10 +19,11 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	SourceService_GetSource_FullMethodName    = "/samsa.v1.SourceService/GetSource"
-	SourceService_ListSources_FullMethodName  = "/samsa.v1.SourceService/ListSources"
-	SourceService_PutSource_FullMethodName    = "/samsa.v1.SourceService/PutSource"
-	SourceService_DeleteSource_FullMethodName = "/samsa.v1.SourceService/DeleteSource"
+	SourceService_GetSource_FullMethodName          = "/samsa.v1.SourceService/GetSource"
+	SourceService_ListSources_FullMethodName        = "/samsa.v1.SourceService/ListSources"
+	SourceService_PutSource_FullMethodName          = "/samsa.v1.SourceService/PutSource"
+	SourceService_DeleteSource_FullMethodName       = "/samsa.v1.SourceService/DeleteSource"
+	SourceService_ListSourceStatuses_FullMethodName = "/samsa.v1.SourceService/ListSourceStatuses"
 )
 
 // SourceServiceClient is the client API for SourceService service.
@@ -36,6 +37,8 @@ type SourceServiceClient interface {
 	// PutSource creates or replaces a source (idempotent).
 	PutSource(ctx context.Context, in *PutSourceRequest, opts ...grpc.CallOption) (*PutSourceResponse, error)
 	DeleteSource(ctx context.Context, in *DeleteSourceRequest, opts ...grpc.CallOption) (*DeleteSourceResponse, error)
+	// ListSourceStatuses reports ingest numbers of every source (dashboard).
+	ListSourceStatuses(ctx context.Context, in *ListSourceStatusesRequest, opts ...grpc.CallOption) (*ListSourceStatusesResponse, error)
 }
 
 type sourceServiceClient struct {
@@ -86,6 +89,16 @@ func (c *sourceServiceClient) DeleteSource(ctx context.Context, in *DeleteSource
 	return out, nil
 }
 
+func (c *sourceServiceClient) ListSourceStatuses(ctx context.Context, in *ListSourceStatusesRequest, opts ...grpc.CallOption) (*ListSourceStatusesResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListSourceStatusesResponse)
+	err := c.cc.Invoke(ctx, SourceService_ListSourceStatuses_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // SourceServiceServer is the server API for SourceService service.
 // All implementations must embed UnimplementedSourceServiceServer
 // for forward compatibility.
@@ -97,6 +110,8 @@ type SourceServiceServer interface {
 	// PutSource creates or replaces a source (idempotent).
 	PutSource(context.Context, *PutSourceRequest) (*PutSourceResponse, error)
 	DeleteSource(context.Context, *DeleteSourceRequest) (*DeleteSourceResponse, error)
+	// ListSourceStatuses reports ingest numbers of every source (dashboard).
+	ListSourceStatuses(context.Context, *ListSourceStatusesRequest) (*ListSourceStatusesResponse, error)
 	mustEmbedUnimplementedSourceServiceServer()
 }
 
@@ -118,6 +133,9 @@ func (UnimplementedSourceServiceServer) PutSource(context.Context, *PutSourceReq
 }
 func (UnimplementedSourceServiceServer) DeleteSource(context.Context, *DeleteSourceRequest) (*DeleteSourceResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method DeleteSource not implemented")
+}
+func (UnimplementedSourceServiceServer) ListSourceStatuses(context.Context, *ListSourceStatusesRequest) (*ListSourceStatusesResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListSourceStatuses not implemented")
 }
 func (UnimplementedSourceServiceServer) mustEmbedUnimplementedSourceServiceServer() {}
 func (UnimplementedSourceServiceServer) testEmbeddedByValue()                       {}
@@ -212,6 +230,24 @@ func _SourceService_DeleteSource_Handler(srv interface{}, ctx context.Context, d
 	return interceptor(ctx, in, info, handler)
 }
 
+func _SourceService_ListSourceStatuses_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListSourceStatusesRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SourceServiceServer).ListSourceStatuses(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: SourceService_ListSourceStatuses_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SourceServiceServer).ListSourceStatuses(ctx, req.(*ListSourceStatusesRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // SourceService_ServiceDesc is the grpc.ServiceDesc for SourceService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -235,20 +271,25 @@ var SourceService_ServiceDesc = grpc.ServiceDesc{
 			MethodName: "DeleteSource",
 			Handler:    _SourceService_DeleteSource_Handler,
 		},
+		{
+			MethodName: "ListSourceStatuses",
+			Handler:    _SourceService_ListSourceStatuses_Handler,
+		},
 	},
 	Streams:  []grpc.StreamDesc{},
 	Metadata: "samsa/v1/services.proto",
 }
 
 const (
-	FlowService_GetFlow_FullMethodName       = "/samsa.v1.FlowService/GetFlow"
-	FlowService_ListFlows_FullMethodName     = "/samsa.v1.FlowService/ListFlows"
-	FlowService_PutFlow_FullMethodName       = "/samsa.v1.FlowService/PutFlow"
-	FlowService_DeleteFlow_FullMethodName    = "/samsa.v1.FlowService/DeleteFlow"
-	FlowService_PauseFlow_FullMethodName     = "/samsa.v1.FlowService/PauseFlow"
-	FlowService_ResumeFlow_FullMethodName    = "/samsa.v1.FlowService/ResumeFlow"
-	FlowService_GetFlowStatus_FullMethodName = "/samsa.v1.FlowService/GetFlowStatus"
-	FlowService_RedriveDLQ_FullMethodName    = "/samsa.v1.FlowService/RedriveDLQ"
+	FlowService_GetFlow_FullMethodName          = "/samsa.v1.FlowService/GetFlow"
+	FlowService_ListFlows_FullMethodName        = "/samsa.v1.FlowService/ListFlows"
+	FlowService_PutFlow_FullMethodName          = "/samsa.v1.FlowService/PutFlow"
+	FlowService_DeleteFlow_FullMethodName       = "/samsa.v1.FlowService/DeleteFlow"
+	FlowService_PauseFlow_FullMethodName        = "/samsa.v1.FlowService/PauseFlow"
+	FlowService_ResumeFlow_FullMethodName       = "/samsa.v1.FlowService/ResumeFlow"
+	FlowService_GetFlowStatus_FullMethodName    = "/samsa.v1.FlowService/GetFlowStatus"
+	FlowService_ListFlowStatuses_FullMethodName = "/samsa.v1.FlowService/ListFlowStatuses"
+	FlowService_RedriveDLQ_FullMethodName       = "/samsa.v1.FlowService/RedriveDLQ"
 )
 
 // FlowServiceClient is the client API for FlowService service.
@@ -265,6 +306,9 @@ type FlowServiceClient interface {
 	PauseFlow(ctx context.Context, in *PauseFlowRequest, opts ...grpc.CallOption) (*Flow, error)
 	ResumeFlow(ctx context.Context, in *ResumeFlowRequest, opts ...grpc.CallOption) (*Flow, error)
 	GetFlowStatus(ctx context.Context, in *GetFlowStatusRequest, opts ...grpc.CallOption) (*FlowStatus, error)
+	// ListFlowStatuses is GetFlowStatus for every flow in one call, so that a
+	// dashboard of many flows needs one request per refresh.
+	ListFlowStatuses(ctx context.Context, in *ListFlowStatusesRequest, opts ...grpc.CallOption) (*ListFlowStatusesResponse, error)
 	// RedriveDLQ sends dead-lettered events of a flow back through delivery
 	// and streams progress until done.
 	RedriveDLQ(ctx context.Context, in *RedriveDLQRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[RedriveDLQProgress], error)
@@ -348,6 +392,16 @@ func (c *flowServiceClient) GetFlowStatus(ctx context.Context, in *GetFlowStatus
 	return out, nil
 }
 
+func (c *flowServiceClient) ListFlowStatuses(ctx context.Context, in *ListFlowStatusesRequest, opts ...grpc.CallOption) (*ListFlowStatusesResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListFlowStatusesResponse)
+	err := c.cc.Invoke(ctx, FlowService_ListFlowStatuses_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *flowServiceClient) RedriveDLQ(ctx context.Context, in *RedriveDLQRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[RedriveDLQProgress], error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	stream, err := c.cc.NewStream(ctx, &FlowService_ServiceDesc.Streams[0], FlowService_RedriveDLQ_FullMethodName, cOpts...)
@@ -381,6 +435,9 @@ type FlowServiceServer interface {
 	PauseFlow(context.Context, *PauseFlowRequest) (*Flow, error)
 	ResumeFlow(context.Context, *ResumeFlowRequest) (*Flow, error)
 	GetFlowStatus(context.Context, *GetFlowStatusRequest) (*FlowStatus, error)
+	// ListFlowStatuses is GetFlowStatus for every flow in one call, so that a
+	// dashboard of many flows needs one request per refresh.
+	ListFlowStatuses(context.Context, *ListFlowStatusesRequest) (*ListFlowStatusesResponse, error)
 	// RedriveDLQ sends dead-lettered events of a flow back through delivery
 	// and streams progress until done.
 	RedriveDLQ(*RedriveDLQRequest, grpc.ServerStreamingServer[RedriveDLQProgress]) error
@@ -414,6 +471,9 @@ func (UnimplementedFlowServiceServer) ResumeFlow(context.Context, *ResumeFlowReq
 }
 func (UnimplementedFlowServiceServer) GetFlowStatus(context.Context, *GetFlowStatusRequest) (*FlowStatus, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetFlowStatus not implemented")
+}
+func (UnimplementedFlowServiceServer) ListFlowStatuses(context.Context, *ListFlowStatusesRequest) (*ListFlowStatusesResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListFlowStatuses not implemented")
 }
 func (UnimplementedFlowServiceServer) RedriveDLQ(*RedriveDLQRequest, grpc.ServerStreamingServer[RedriveDLQProgress]) error {
 	return status.Error(codes.Unimplemented, "method RedriveDLQ not implemented")
@@ -565,6 +625,24 @@ func _FlowService_GetFlowStatus_Handler(srv interface{}, ctx context.Context, de
 	return interceptor(ctx, in, info, handler)
 }
 
+func _FlowService_ListFlowStatuses_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListFlowStatusesRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(FlowServiceServer).ListFlowStatuses(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: FlowService_ListFlowStatuses_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(FlowServiceServer).ListFlowStatuses(ctx, req.(*ListFlowStatusesRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _FlowService_RedriveDLQ_Handler(srv interface{}, stream grpc.ServerStream) error {
 	m := new(RedriveDLQRequest)
 	if err := stream.RecvMsg(m); err != nil {
@@ -611,6 +689,10 @@ var FlowService_ServiceDesc = grpc.ServiceDesc{
 			MethodName: "GetFlowStatus",
 			Handler:    _FlowService_GetFlowStatus_Handler,
 		},
+		{
+			MethodName: "ListFlowStatuses",
+			Handler:    _FlowService_ListFlowStatuses_Handler,
+		},
 	},
 	Streams: []grpc.StreamDesc{
 		{
@@ -619,6 +701,116 @@ var FlowService_ServiceDesc = grpc.ServiceDesc{
 			ServerStreams: true,
 		},
 	},
+	Metadata: "samsa/v1/services.proto",
+}
+
+const (
+	AuthService_GetCaller_FullMethodName = "/samsa.v1.AuthService/GetCaller"
+)
+
+// AuthServiceClient is the client API for AuthService service.
+//
+// For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
+//
+// AuthService tells callers who they are.
+type AuthServiceClient interface {
+	// GetCaller returns the role of the caller's token, so that clients (the
+	// dashboard) can hide what the role may not do; the API enforces it anyway.
+	GetCaller(ctx context.Context, in *GetCallerRequest, opts ...grpc.CallOption) (*Caller, error)
+}
+
+type authServiceClient struct {
+	cc grpc.ClientConnInterface
+}
+
+func NewAuthServiceClient(cc grpc.ClientConnInterface) AuthServiceClient {
+	return &authServiceClient{cc}
+}
+
+func (c *authServiceClient) GetCaller(ctx context.Context, in *GetCallerRequest, opts ...grpc.CallOption) (*Caller, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Caller)
+	err := c.cc.Invoke(ctx, AuthService_GetCaller_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// AuthServiceServer is the server API for AuthService service.
+// All implementations must embed UnimplementedAuthServiceServer
+// for forward compatibility.
+//
+// AuthService tells callers who they are.
+type AuthServiceServer interface {
+	// GetCaller returns the role of the caller's token, so that clients (the
+	// dashboard) can hide what the role may not do; the API enforces it anyway.
+	GetCaller(context.Context, *GetCallerRequest) (*Caller, error)
+	mustEmbedUnimplementedAuthServiceServer()
+}
+
+// UnimplementedAuthServiceServer must be embedded to have
+// forward compatible implementations.
+//
+// NOTE: this should be embedded by value instead of pointer to avoid a nil
+// pointer dereference when methods are called.
+type UnimplementedAuthServiceServer struct{}
+
+func (UnimplementedAuthServiceServer) GetCaller(context.Context, *GetCallerRequest) (*Caller, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetCaller not implemented")
+}
+func (UnimplementedAuthServiceServer) mustEmbedUnimplementedAuthServiceServer() {}
+func (UnimplementedAuthServiceServer) testEmbeddedByValue()                     {}
+
+// UnsafeAuthServiceServer may be embedded to opt out of forward compatibility for this service.
+// Use of this interface is not recommended, as added methods to AuthServiceServer will
+// result in compilation errors.
+type UnsafeAuthServiceServer interface {
+	mustEmbedUnimplementedAuthServiceServer()
+}
+
+func RegisterAuthServiceServer(s grpc.ServiceRegistrar, srv AuthServiceServer) {
+	// If the following call panics, it indicates UnimplementedAuthServiceServer was
+	// embedded by pointer and is nil.  This will cause panics if an
+	// unimplemented method is ever invoked, so we test this at initialization
+	// time to prevent it from happening at runtime later due to I/O.
+	if t, ok := srv.(interface{ testEmbeddedByValue() }); ok {
+		t.testEmbeddedByValue()
+	}
+	s.RegisterService(&AuthService_ServiceDesc, srv)
+}
+
+func _AuthService_GetCaller_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetCallerRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AuthServiceServer).GetCaller(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AuthService_GetCaller_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AuthServiceServer).GetCaller(ctx, req.(*GetCallerRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+// AuthService_ServiceDesc is the grpc.ServiceDesc for AuthService service.
+// It's only intended for direct use with grpc.RegisterService,
+// and not to be introspected or modified (even as a copy)
+var AuthService_ServiceDesc = grpc.ServiceDesc{
+	ServiceName: "samsa.v1.AuthService",
+	HandlerType: (*AuthServiceServer)(nil),
+	Methods: []grpc.MethodDesc{
+		{
+			MethodName: "GetCaller",
+			Handler:    _AuthService_GetCaller_Handler,
+		},
+	},
+	Streams:  []grpc.StreamDesc{},
 	Metadata: "samsa/v1/services.proto",
 }
 

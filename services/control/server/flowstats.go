@@ -34,6 +34,8 @@ type flowStats struct {
 
 	mu   sync.Mutex
 	lags map[string]lagEntry // by group + topic, cached briefly
+	// depths caches DLQ depths for ListFlowStatuses (dashboard.go).
+	depths map[string]depthEntry
 }
 
 type lagEntry struct {
@@ -42,7 +44,7 @@ type lagEntry struct {
 }
 
 func newFlowStats(agg *stats.Aggregator, cl *kgo.Client) *flowStats {
-	return &flowStats{agg: agg, adm: kadm.NewClient(cl), lags: map[string]lagEntry{}}
+	return &flowStats{agg: agg, adm: kadm.NewClient(cl), lags: map[string]lagEntry{}, depths: map[string]depthEntry{}}
 }
 
 // degradedAfter is how long an error keeps a flow "degraded".

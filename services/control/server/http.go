@@ -18,6 +18,7 @@ import (
 
 	"github.com/samsa-dev/samsa/pkg/telemetry"
 	samsav1 "github.com/samsa-dev/samsa/proto/samsa/v1"
+	"github.com/samsa-dev/samsa/services/control/ui"
 )
 
 // httpHandler serves REST through the gateway, which calls the in-memory
@@ -48,6 +49,7 @@ func (s *Server) httpHandler(g prometheus.Gatherer) (http.Handler, error) {
 		samsav1.RegisterSourceServiceHandler,
 		samsav1.RegisterFlowServiceHandler,
 		samsav1.RegisterTransformServiceHandler,
+		samsav1.RegisterAuthServiceHandler,
 	} {
 		if err := reg(ctx, gw, s.gwConn); err != nil {
 			return nil, fmt.Errorf("control: gateway: %w", err)
@@ -61,6 +63,8 @@ func (s *Server) httpHandler(g prometheus.Gatherer) (http.Handler, error) {
 		_, _ = w.Write(samsav1.OpenAPI)
 	})
 	mux.Handle("/v1/", s.limitBody(gw))
+	mux.Handle("/ui/", ui.Handler("/ui/"))
+	mux.Handle("GET /{$}", http.RedirectHandler("/ui/", http.StatusFound))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeStatus(w, r, http.StatusNotFound, status.New(codes.NotFound, "no such endpoint: see /openapi.json"))
 	})

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/samsa-dev/samsa/pkg/flow"
 	samsav1 "github.com/samsa-dev/samsa/proto/samsa/v1"
@@ -13,6 +14,9 @@ type sourceService struct {
 	samsav1.UnimplementedSourceServiceServer
 	res *flow.Resources
 	m   *metrics
+	// ingest holds the receiver's metrics when it runs in this process
+	// (ListSourceStatuses); may be nil.
+	ingest prometheus.Gatherer
 }
 
 func (s *sourceService) GetSource(ctx context.Context, req *samsav1.GetSourceRequest) (*samsav1.Source, error) {

@@ -28,6 +28,7 @@ func (s *flowService) GetFlowStatus(ctx context.Context, req *samsav1.GetFlowSta
 		if depth, err := dlq.Depth(ctx, s.kcl, f.GetName()); err == nil {
 			st.DlqDepth = depth
 		}
+		s.stats.addHistory(st, -1)
 	}
 	return st, nil
 }
