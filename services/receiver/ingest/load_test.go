@@ -89,8 +89,14 @@ func TestLoad(t *testing.T) {
 			var cpu0, cpu1, self0, self1, b0, b1 time.Duration
 			var busy0, busy1, total0, total1 float64
 			res := drive(t, url+"/v1/sources/"+name+"/events", s.ct, s.body, conns, 3*time.Second, dur, rss,
-				func() { cpu0, self0, b0 = procCPU(pid), procCPU(os.Getpid()), procCPU(bpid); busy0, total0 = machineCPU() },
-				func() { cpu1, self1, b1 = procCPU(pid), procCPU(os.Getpid()), procCPU(bpid); busy1, total1 = machineCPU() })
+				func() {
+					cpu0, self0, b0 = procCPU(pid), procCPU(os.Getpid()), procCPU(bpid)
+					busy0, total0 = machineCPU()
+				},
+				func() {
+					cpu1, self1, b1 = procCPU(pid), procCPU(os.Getpid()), procCPU(bpid)
+					busy1, total1 = machineCPU()
+				})
 			evps := float64(res.ok*s.perReq) / res.elapsed.Seconds()
 			t.Logf("%s: %d connections, %s", s.name, conns, res.elapsed.Round(time.Millisecond))
 			t.Logf("  %.0f requests/s, %.0f events/s, %.1f MB/s of payload", float64(res.ok)/res.elapsed.Seconds(), evps, evps*float64(s.eventSize)/1e6)

@@ -10,6 +10,7 @@ import (
 	"time"
 	"unicode"
 	"unicode/utf8"
+	"unsafe"
 
 	"github.com/samsa-dev/samsa/pkg/event"
 	"github.com/samsa-dev/samsa/pkg/ingestauth"
@@ -408,19 +409,27 @@ func parseCEBatch(body []byte, def ceDefaults, lim limits, dst []event.Event) ([
 	return dst, nil
 }
 
+// ceErr builds the errors of one CloudEvent, naming it and its line.
+type ceErr struct {
+	b     []byte
+	start int    // offset of the event's '{'
+	where string // "event 3", empty for a single event
+}
+
+func (c ceErr) fail(format string, args ...any) error {
+	line, _ := position(c.b, c.start)
+	p := "line " + strconv.Itoa(line)
+	if c.where != "" {
+		p = c.where + " (" + p + ")"
+	}
+	return errorf(ErrMalformed, p+": "+format, args...)
+}
+
 // ceObject reads one structured-mode CloudEvent at s.i ('{'). where names
 // the event in errors ("event 3"), empty for a single event.
 func ceObject(s *scanner, def ceDefaults, where string) (event.Event, error) {
 	b := s.b
-	objStart := s.i
-	fail := func(format string, args ...any) error {
-		line, _ := position(b, objStart)
-		p := "line " + strconv.Itoa(line)
-		if where != "" {
-			p = where + " (" + p + ")"
-		}
-		return errorf(ErrMalformed, p+": "+format, args...)
-	}
+	ce := ceErr{b: b, start: s.i, where: where}
 	e := event.Event{Time: def.now, Key: def.key, TraceParent: def.traceCtx.parent, TraceState: def.traceCtx.state}
 	var (
 		specversion, hasID     bool
@@ -433,7 +442,7 @@ func ceObject(s *scanner, def ceDefaults, where string) (event.Event, error) {
 	s.ws()
 	if s.i < len(b) && b[s.i] == '}' {
 		s.i++
-		return e, fail("missing required attributes specversion and id")
+		return e, ce.fail("missing required attributes specversion and id")
 	}
 	for {
 		if s.i >= len(b) || b[s.i] != '"' {
@@ -444,7 +453,7 @@ func ceObject(s *scanner, def ceDefaults, where string) (event.Event, error) {
 		if err != nil {
 			return e, jsonError(b, err, 0)
 		}
-		name := unquote(b[kStart:s.i], kEsc)
+		rawKey := b[kStart+1 : s.i-1]
 		s.ws()
 		if s.i >= len(b) || b[s.i] != ':' {
 			return e, jsonError(b, s.unexpected("after an object key, expecting ':'"), 0)
@@ -464,68 +473,63 @@ func ceObject(s *scanner, def ceDefaults, where string) (event.Event, error) {
 			return e, jsonError(b, err, 0)
 		}
 		raw := b[vStart:s.i]
-		isStr := raw[0] == '"'
-		isNull := raw[0] == 'n'
-		str := func() (string, error) {
-			if !isStr {
-				return "", fail("attribute %s must be a string", name)
-			}
-			return unquote(raw, vEsc), nil
+		isStr, isNull := raw[0] == '"', raw[0] == 'n'
+		var name string
+		if kEsc {
+			name = unquote(b[kStart:kStart+len(rawKey)+2], true)
+		} else {
+			name = ceName(rawKey) // no allocation for the known names
 		}
 		switch name {
 		case "data":
 			data, dataEsc, hasData = raw, vEsc, !isNull
+			goto next
 		case "data_base64":
 			if !isNull {
 				if !isStr {
-					return e, fail("data_base64 must be a string")
+					return e, ce.fail("data_base64 must be a string")
 				}
 				dataB64, hasB64 = raw[1:len(raw)-1], true
 			}
-		default:
-			if isNull {
-				break // null is absent
+			goto next
+		}
+		if isNull {
+			goto next // null is absent
+		}
+		if raw[0] == '{' || raw[0] == '[' {
+			return e, ce.fail("attribute %s must be a string, number or boolean", name)
+		}
+		switch name {
+		case "specversion":
+			if !isStr || string(raw) != `"1.0"` {
+				return e, ce.fail("specversion must be \"1.0\"")
 			}
-			if raw[0] == '{' || raw[0] == '[' {
-				return e, fail("attribute %s must be a string, number or boolean", name)
+			specversion = true
+		case "id", "type", "subject", "time", "datacontenttype":
+			if !isStr {
+				return e, ce.fail("attribute %s must be a string", name)
 			}
-			var v string
-			if isStr {
-				v = unquote(raw, vEsc)
-			} else {
-				v = string(raw) // a number or boolean, as written
-			}
+			v := unquote(raw, vEsc)
 			switch name {
-			case "specversion":
-				if !isStr || v != "1.0" {
-					return e, fail("specversion must be \"1.0\"")
-				}
-				specversion = true
 			case "id":
-				if v, err = str(); err != nil {
-					return e, err
-				}
 				e.ID, hasID = v, true
 			case "type":
-				if e.Type, err = str(); err != nil {
-					return e, err
-				}
+				e.Type = v
 			case "subject":
-				if e.Subject, err = str(); err != nil {
-					return e, err
-				}
+				e.Subject = v
 			case "time":
-				if v, err = str(); err != nil {
-					return e, err
-				}
 				if e.Time, err = parseTime(v); err != nil {
-					return e, fail("time %q is not an RFC 3339 time", v)
+					return e, ce.fail("time %q is not an RFC 3339 time", v)
 				}
 			case "datacontenttype":
-				if e.ContentType, err = str(); err != nil {
-					return e, err
-				}
-				hasContentType = true
+				e.ContentType, hasContentType = v, true
+			}
+		default:
+			v := string(raw) // a number or boolean, as written
+			if isStr {
+				v = unquote(raw, vEsc)
+			}
+			switch name {
 			case "partitionkey":
 				e.Key = v
 			case "traceparent", "tracestate":
@@ -539,11 +543,12 @@ func ceObject(s *scanner, def ceDefaults, where string) (event.Event, error) {
 				}
 			default:
 				if e.Attributes == nil {
-					e.Attributes = make(map[string]string)
+					e.Attributes = make(map[string]string, 4)
 				}
-				e.Attributes[name] = v
+				e.Attributes[strings.Clone(name)] = v
 			}
 		}
+	next:
 		s.ws()
 		if s.i >= len(b) {
 			return e, jsonError(b, s.fail("unexpected end of input in an object, expecting ',' or '}'"), 0)
@@ -560,13 +565,13 @@ func ceObject(s *scanner, def ceDefaults, where string) (event.Event, error) {
 	}
 	switch {
 	case !specversion && !hasID:
-		return e, fail("missing required attributes specversion and id")
+		return e, ce.fail("missing required attributes specversion and id")
 	case !specversion:
-		return e, fail("missing required attribute specversion")
+		return e, ce.fail("missing required attribute specversion")
 	case !hasID:
-		return e, fail("missing required attribute id")
+		return e, ce.fail("missing required attribute id")
 	case hasData && hasB64:
-		return e, fail("data and data_base64 are mutually exclusive")
+		return e, ce.fail("data and data_base64 are mutually exclusive")
 	}
 	if !hasContentType {
 		e.ContentType = defaultDataType
@@ -578,18 +583,34 @@ func ceObject(s *scanner, def ceDefaults, where string) (event.Event, error) {
 	case hasB64:
 		d, err := base64.StdEncoding.DecodeString(string(dataB64))
 		if err != nil {
-			return e, fail("data_base64 is not valid base64")
+			return e, ce.fail("data_base64 is not valid base64")
 		}
 		e.Data = d
 	case hasData && isJSONType(e.ContentType):
 		e.Data = data
 	case hasData:
 		if data[0] != '"' {
-			return e, fail("data of content type %s must be a JSON string (or use data_base64)", e.ContentType)
+			return e, ce.fail("data of content type %s must be a JSON string (or use data_base64)", e.ContentType)
 		}
 		e.Data = []byte(unquote(data, dataEsc))
 	}
 	return e, nil
+}
+
+// ceNames are the attribute names the parser knows, so that looking one up
+// does not allocate.
+var ceNames = []string{"specversion", "id", "source", "type", "subject", "time", "datacontenttype",
+	"dataschema", "data", "data_base64", "partitionkey", "traceparent", "tracestate"}
+
+// ceName returns a key as a string: a shared constant for the known names,
+// else a view of b that the caller must clone before keeping it.
+func ceName(b []byte) string {
+	for _, n := range ceNames {
+		if string(b) == n {
+			return n
+		}
+	}
+	return unsafe.String(unsafe.SliceData(b), len(b))
 }
 
 func parseTime(s string) (time.Time, error) {
