@@ -378,6 +378,23 @@ type input struct {
 	r        *kgo.Record
 	ev       *event.Event
 	envelope []byte // the event's envelope: the record value, or encoded on demand
+	headers  []kgo.RecordHeader
+}
+
+// traceHeaders are the W3C trace context headers of the input's outputs
+// (the envelope carries the trace context too; the headers are for Kafka
+// tooling). Shared by all outputs of the input; nil without a trace.
+func (in *input) traceHeaders() []kgo.RecordHeader {
+	if in.ev.TraceParent == "" {
+		return nil
+	}
+	if in.headers == nil {
+		in.headers = []kgo.RecordHeader{{Key: "traceparent", Value: []byte(in.ev.TraceParent)}}
+		if in.ev.TraceState != "" {
+			in.headers = append(in.headers, kgo.RecordHeader{Key: "tracestate", Value: []byte(in.ev.TraceState)})
+		}
+	}
+	return in.headers
 }
 
 // originalEnvelope is what a dead letter of in carries.
@@ -452,6 +469,9 @@ func (w *worker) apply(c *chunk, i int32, in *input, f *flowRoute) {
 			rec.Topic, rec.Key, rec.Value, rec.Partition = f.outTopic, w.key(r, o.Key), in.envelope, r.Partition
 		} else {
 			rec, err = w.encode(f.outTopic, w.key(r, o.Key), r.Partition, &out)
+		}
+		if err == nil {
+			rec.Headers = in.traceHeaders()
 		}
 		if err != nil {
 			c.out, c.src = c.out[:mark], c.src[:mark]

@@ -269,6 +269,9 @@ def transform(event):
 		if len(r.Key) == 0 || r.Partition != 2 {
 			t.Errorf("output %s: key %q, partition hint %d", e.ID, r.Key, r.Partition)
 		}
+		if len(r.Headers) != 1 || r.Headers[0].Key != "traceparent" || string(r.Headers[0].Value) != "00-tp" {
+			t.Errorf("output %s: trace headers %v", e.ID, r.Headers)
+		}
 	}
 
 	type dl struct{ flow, stage, msg, key string }
