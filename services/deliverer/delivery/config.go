@@ -38,6 +38,9 @@ type Config struct {
 	// RevokeTimeout bounds how long a rebalance waits for the attempts in
 	// flight of the partitions it takes away. Default 15s.
 	RevokeTimeout time.Duration
+	// SessionTimeout is how long the group waits for a replica that stopped
+	// heartbeating (crashed) before its partitions move. Default 45s.
+	SessionTimeout time.Duration
 }
 
 // RegisterFlags binds the configuration to flags.
@@ -50,6 +53,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.CommitInterval, "commit-interval", time.Second, "how often finished offsets are committed")
 	fs.DurationVar(&c.DrainTimeout, "drain-timeout", 30*time.Second, "how long a shutdown waits for deliveries in flight")
 	fs.DurationVar(&c.RevokeTimeout, "revoke-timeout", 15*time.Second, "how long a rebalance waits for deliveries in flight on the partitions it moves")
+	fs.DurationVar(&c.SessionTimeout, "session-timeout", 45*time.Second, "how long the group waits for a crashed replica before moving its partitions")
 }
 
 // Validate checks the configuration and fills in defaults.
@@ -79,12 +83,15 @@ func (c *Config) Validate() error {
 	if c.RevokeTimeout == 0 {
 		c.RevokeTimeout = 15 * time.Second
 	}
+	if c.SessionTimeout == 0 {
+		c.SessionTimeout = 45 * time.Second
+	}
 	switch {
 	case c.MaxBufferedPerPartition < 1:
 		return fmt.Errorf("deliverer: --max-buffered-per-partition %d must be positive", c.MaxBufferedPerPartition)
 	case c.MaxBufferedPerFlow < c.MaxBufferedPerPartition:
 		return fmt.Errorf("deliverer: --max-buffered-per-flow %d is below --max-buffered-per-partition %d", c.MaxBufferedPerFlow, c.MaxBufferedPerPartition)
-	case c.CommitInterval < 0 || c.DrainTimeout < 0 || c.RevokeTimeout < 0:
+	case c.CommitInterval < 0 || c.DrainTimeout < 0 || c.RevokeTimeout < 0 || c.SessionTimeout < 0:
 		return errors.New("deliverer: durations must not be negative")
 	}
 	return nil

@@ -143,6 +143,7 @@ func (d *Deliverer) Run(ctx context.Context) error {
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		kgo.FetchMaxWait(250*time.Millisecond),
 		kgo.FetchMaxBytes(32<<20),
+		kgo.SessionTimeout(d.cfg.SessionTimeout),
 		kgo.OnPartitionsAssigned(d.onAssigned),
 		kgo.OnPartitionsRevoked(d.onRevoked),
 		kgo.OnPartitionsLost(d.onLost),

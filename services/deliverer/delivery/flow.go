@@ -629,6 +629,12 @@ func (f *flowRuntime) accept(ftp kgo.FetchTopicPartition) {
 		p.hwm = ftp.HighWatermark
 	}
 	orderByKey := f.conf == nil || f.conf.pol.orderByKey
+	// A transactional destination commits the offsets of what it writes
+	// in the same transaction, which is exactly-once only if it writes a
+	// partition's events strictly in offset order: a crash must never
+	// leave written events after the committed offset. So its events
+	// queue in one lane per partition.
+	inOrder := f.conf != nil && f.conf.dest != nil && f.conf.dest.txn != nil
 	added := 0
 	for i := range items {
 		it := &items[i]
@@ -639,7 +645,12 @@ func (f *flowRuntime) accept(ftp kgo.FetchTopicPartition) {
 		p.pending = append(p.pending, it)
 		added++
 		var l *lane
-		if orderByKey && it.ev != nil && it.ev.Key != "" {
+		if inOrder {
+			if p.whole == nil {
+				p.whole = &lane{keyed: true, p: p}
+			}
+			l = p.whole
+		} else if orderByKey && it.ev != nil && it.ev.Key != "" {
 			l = p.lanes[it.ev.Key]
 			if l == nil {
 				l = &lane{key: it.ev.Key, keyed: true, p: p}

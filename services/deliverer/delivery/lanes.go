@@ -74,6 +74,9 @@ type partition struct {
 	pending []*item // offset order; pending[head:] are not yet committed-over
 	head    int
 	lanes   map[string]*lane
+	// whole is the partition's single lane when events are delivered in
+	// partition order (transactional destinations).
+	whole *lane
 	// next is the offset after the last record taken from a fetch (-1
 	// until the first).
 	next int64

@@ -121,6 +121,11 @@ func New(cfg Config) (*Destination, error) {
 			return nil, errors.New("kafka destination: a transactional id is required on the own cluster")
 		}
 		d.txn = true
+		// Initialise the producer id now: that fences a previous
+		// incarnation of this replica (same transactional id) and aborts
+		// its open transaction, whose pending offsets would otherwise hold
+		// up the consumer until the transaction times out.
+		go d.init()
 	} else {
 		if len(cfg.Remote.Brokers) == 0 {
 			return nil, errors.New("kafka destination: remote cluster without brokers")
@@ -146,6 +151,20 @@ func (d *Destination) Capabilities() destination.Capabilities {
 		c.MaxConcurrency = 1
 	}
 	return c
+}
+
+func (d *Destination) init() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	cl, err := d.client()
+	if err != nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), d.cfg.Timeout)
+	defer cancel()
+	if _, _, err := cl.ProducerID(ctx); err != nil {
+		d.log.Warn("initialising the transactional producer failed; retrying with the first batch", zap.Error(err))
+	}
 }
 
 func (d *Destination) client() (*kgo.Client, error) {
