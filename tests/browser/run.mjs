@@ -173,6 +173,12 @@ async function main() {
   await must("PUT", "/v1/sources/shop", { description: "the shop" });
   await must("PUT", "/v1/flows/orders", flowDef("orders", sinkA));
   await must("PUT", "/v1/flows/rejects", flowDef("rejects", sinkB));
+  await must("PUT", "/v1/sources/hooks", { auth: { signature: { preset: "github", secret: "s3cret-" + randomHex(16) } } });
+  // Ingest trouble for the sources page: a malformed body, a bad signature.
+  let r = await fetch(`${RECEIVER}/v1/sources/shop/events`, { method: "POST", headers: { "Content-Type": "application/json" }, body: "{not json" });
+  assert(r.status === 400, `malformed body answered ${r.status}`);
+  r = await fetch(`${RECEIVER}/v1/sources/hooks/events`, { method: "POST", headers: { "Content-Type": "application/json", "X-Hub-Signature-256": "sha256=00" }, body: "{}" });
+  assert(r.status === 401 || r.status === 403, `bad signature answered ${r.status}`);
 
   // A fresh profile (--user-data-dir) per run: playwright passes it.
   const ctx = await chromium.launchPersistentContext(join(tmp, "chromium"), {
@@ -319,6 +325,11 @@ async function main() {
   await page.locator('tr[data-source="shop"]').waitFor();
   const events = await page.locator('tr[data-source="shop"] td:nth-child(4)').textContent();
   assert(events === "1", `sources page shows ${events} events for shop, want 1`);
+  const rejections = await page.locator('tr[data-source="shop"] td:nth-child(7)').textContent();
+  assert(rejections !== "–", "no rejections shown for shop");
+  const sigFailures = await page.locator('tr[data-source="hooks"] td:nth-child(8)').textContent();
+  assert(sigFailures !== "–", "no signature failures shown for hooks");
+  log("sources: shop rejections", rejections, "; hooks auth failures", sigFailures);
   await shot(page, "10-sources");
   assert(page.external.length === 0, "external requests: " + page.external.join(", "));
   log("all checks passed");

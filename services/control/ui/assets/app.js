@@ -232,7 +232,7 @@ function sparkline(history) {
 const COLORS = ["#0b57d0", "#146c2e", "#a0161b", "#8a4b00"];
 
 // chart draws series [{label, points:[{t,v}]}] as lines over time.
-function chart(title, series, unitFmt) {
+function chart(title, series, unitFmt, opts = {}) {
   const w = 460, h = 170, L = 52, R = 8, T = 10, B = 22;
   const all = series.flatMap((s) => s.points);
   const wrap = el("figure", { class: "card chartcard" });
@@ -247,13 +247,16 @@ function chart(title, series, unitFmt) {
     return wrap;
   }
   const t0 = Math.min(...all.map((p) => p.t)), t1 = Math.max(...all.map((p) => p.t), t0 + 1);
-  const vmax = Math.max(...all.map((p) => p.v)) * 1.1 || 1;
+  let vmax = Math.max(...all.map((p) => p.v)) * 1.1 || 1;
+  // Whole numbers (records) get whole ticks.
+  if (opts.integer) vmax = Math.max(2, Math.ceil(vmax / 2) * 2);
+  const tick = (v) => (v === 0 ? "0" : unitFmt(v));
   const x = (t) => L + ((t - t0) / (t1 - t0)) * (w - L - R);
   const y = (v) => T + (1 - v / vmax) * (h - T - B);
   for (const f of [0, 0.5, 1]) {
     s.append(svg("line", { x1: L, x2: w - R, y1: y(vmax * f), y2: y(vmax * f), stroke: "#e3e6eb" }));
     const lab = svg("text", { x: L - 4, y: y(vmax * f) + 4, "text-anchor": "end" });
-    lab.textContent = unitFmt(vmax * f);
+    lab.textContent = tick(vmax * f);
     s.append(lab);
   }
   for (const [tt, anchor] of [[t0, "start"], [t1, "end"]]) {
@@ -535,7 +538,7 @@ async function refreshFlow(name) {
       { label: "p99", points: latency.map((p) => ({ t: p.t, v: p.p99 })) }], fmtMs),
     chart("Lag in records (since this page opened)", [
       { label: "transform", points: fs.points.map((p) => ({ t: p.t, v: p.tlag })) },
-      { label: "delivery", points: fs.points.map((p) => ({ t: p.t, v: p.dlag })) }], fmtNum));
+      { label: "delivery", points: fs.points.map((p) => ({ t: p.t, v: p.dlag })) }], fmtNum, { integer: true }));
   $("#fp-errors").replaceChildren(fs.errors.length === 0 ? el("p", { class: "muted", text: "No errors." }) :
     el("ul", {}, fs.errors.map((e) => el("li", {},
       el("strong", { text: e.stage || "error" }), " ", el("span", { class: "muted", text: fmtTime(e.time) }), ": ", e.message,
