@@ -64,7 +64,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.MaxEventBytes, "max-event-bytes", 1_000_000, "largest encoded event (a Kafka record; keep below the topics' max.message.bytes)")
 	fs.Int64Var(&c.MaxBufferedBytes, "max-buffered-bytes", 128<<20, "encoded events awaiting Kafka's acknowledgement, over all requests (429 beyond)")
 	fs.DurationVar(&c.ProduceTimeout, "produce-timeout", 10*time.Second, "how long events may wait for Kafka before the request fails with 503")
-	fs.DurationVar(&c.Linger, "linger", 2*time.Millisecond, "how long the producer waits to fill a batch")
+	fs.DurationVar(&c.Linger, "linger", 5*time.Millisecond, "how long the producer waits to fill a batch (Kafka 4's producer default)")
 	fs.BoolVar(&c.CreateTopics, "create-topics", true, "create a source's topic on its first event if it does not exist")
 	fs.DurationVar(&c.DrainTimeout, "drain-timeout", 30*time.Second, "graceful shutdown bound: in-flight requests finish and events are flushed within it")
 }
