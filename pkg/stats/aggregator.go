@@ -32,6 +32,7 @@ type Summary struct {
 	Rates               Rates
 	P50Ms, P95Ms, P99Ms float64
 	LastError           *Error
+	LastSuccess         time.Time
 	Breaker             string
 	Retrying            int64
 	Updated             time.Time
@@ -188,12 +189,15 @@ func (a *Aggregator) Flow(flow string) Summary {
 			s.Breaker = worseBreaker(s.Breaker, r.Breaker)
 			s.Retrying += r.Retrying
 		}
+		if r.LastSuccess.After(s.LastSuccess) {
+			s.LastSuccess = r.LastSuccess
+		}
 		if r.Time.After(s.Updated) {
 			s.Updated = r.Time
 		}
 	}
 	c := s.Counts
-	s.InFlight = c.Received + c.Expanded - c.FilteredOut - c.DeadLettered - c.Delivered
+	s.InFlight = c.Received + c.Expanded + c.Redriven - c.FilteredOut - c.DeadLettered - c.Delivered
 	if s.InFlight < 0 {
 		// Reports of different services arrive at different times; never
 		// show a negative number of events.

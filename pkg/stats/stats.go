@@ -30,8 +30,9 @@ import (
 )
 
 // Counts are cumulative per-flow counters. Units are events; an event that a
-// transform fans out to n outputs adds n to Transformed and Expanded n-1, so
-// that Received + Expanded = FilteredOut + DeadLettered + Delivered + InFlight.
+// transform fans out to n outputs adds n to Transformed and Expanded n-1,
+// and a redriven dead letter adds 1 to Redriven, so that
+// Received + Expanded + Redriven = FilteredOut + DeadLettered + Delivered + InFlight.
 type Counts struct {
 	Received     int64 `json:"received,omitempty"`
 	FilteredOut  int64 `json:"filtered_out,omitempty"`
@@ -41,6 +42,8 @@ type Counts struct {
 	DeadLettered int64 `json:"dead_lettered,omitempty"`
 	// Retries counts delivery attempts after the first.
 	Retries int64 `json:"retries,omitempty"`
+	// Redriven counts dead letters sent back to delivery.
+	Redriven int64 `json:"redriven,omitempty"`
 }
 
 // Add adds o to c.
@@ -52,6 +55,7 @@ func (c *Counts) Add(o Counts) {
 	c.Delivered += o.Delivered
 	c.DeadLettered += o.DeadLettered
 	c.Retries += o.Retries
+	c.Redriven += o.Redriven
 }
 
 // LatencyBuckets are the upper bounds, in milliseconds, of the delivery
@@ -78,8 +82,10 @@ type Report struct {
 	LastError *Error  `json:"last_error,omitempty"`
 	// Breaker is "closed", "open" or "half-open" (deliverer only).
 	Breaker string `json:"breaker,omitempty"`
-	// Failing is the number of events currently retrying (deliverer only).
+	// Retrying is the number of events currently retrying (deliverer only).
 	Retrying int64 `json:"retrying,omitempty"`
+	// LastSuccess is the time of the flow's latest delivery (deliverer only).
+	LastSuccess time.Time `json:"last_success,omitzero"`
 	// Final is set on the last report of an instance that stopped cleanly.
 	Final bool `json:"final,omitempty"`
 }
@@ -179,6 +185,7 @@ func (r *Recorder) Latency(flow string, d time.Duration) {
 		s.rep.Latency = make([]int64, len(LatencyBuckets))
 	}
 	s.rep.Latency[i]++
+	s.rep.LastSuccess = time.Now().UTC()
 	r.mu.Unlock()
 }
 

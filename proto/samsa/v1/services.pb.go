@@ -1430,13 +1430,17 @@ func (x *Caller) GetAnonymous() bool {
 }
 
 type StageCounts struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Received      int64                  `protobuf:"varint,1,opt,name=received,proto3" json:"received,omitempty"`
-	FilteredOut   int64                  `protobuf:"varint,2,opt,name=filtered_out,json=filteredOut,proto3" json:"filtered_out,omitempty"`
-	Transformed   int64                  `protobuf:"varint,3,opt,name=transformed,proto3" json:"transformed,omitempty"`
-	Delivered     int64                  `protobuf:"varint,4,opt,name=delivered,proto3" json:"delivered,omitempty"`
-	DeadLettered  int64                  `protobuf:"varint,5,opt,name=dead_lettered,json=deadLettered,proto3" json:"dead_lettered,omitempty"`
-	InFlight      int64                  `protobuf:"varint,6,opt,name=in_flight,json=inFlight,proto3" json:"in_flight,omitempty"`
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	Received     int64                  `protobuf:"varint,1,opt,name=received,proto3" json:"received,omitempty"`
+	FilteredOut  int64                  `protobuf:"varint,2,opt,name=filtered_out,json=filteredOut,proto3" json:"filtered_out,omitempty"`
+	Transformed  int64                  `protobuf:"varint,3,opt,name=transformed,proto3" json:"transformed,omitempty"`
+	Delivered    int64                  `protobuf:"varint,4,opt,name=delivered,proto3" json:"delivered,omitempty"`
+	DeadLettered int64                  `protobuf:"varint,5,opt,name=dead_lettered,json=deadLettered,proto3" json:"dead_lettered,omitempty"`
+	InFlight     int64                  `protobuf:"varint,6,opt,name=in_flight,json=inFlight,proto3" json:"in_flight,omitempty"`
+	// redriven dead letters sent back through delivery; they count again
+	// as delivered or dead-lettered: received + redriven = filtered_out +
+	// delivered + dead_lettered + in_flight.
+	Redriven      int64 `protobuf:"varint,7,opt,name=redriven,proto3" json:"redriven,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1509,6 +1513,13 @@ func (x *StageCounts) GetDeadLettered() int64 {
 func (x *StageCounts) GetInFlight() int64 {
 	if x != nil {
 		return x.InFlight
+	}
+	return 0
+}
+
+func (x *StageCounts) GetRedriven() int64 {
+	if x != nil {
+		return x.Redriven
 	}
 	return 0
 }
@@ -2542,14 +2553,15 @@ const file_samsa_v1_services_proto_rawDesc = "" +
 	"\x10GetCallerRequest\":\n" +
 	"\x06Caller\x12\x12\n" +
 	"\x04role\x18\x01 \x01(\tR\x04role\x12\x1c\n" +
-	"\tanonymous\x18\x02 \x01(\bR\tanonymous\"\xce\x01\n" +
+	"\tanonymous\x18\x02 \x01(\bR\tanonymous\"\xea\x01\n" +
 	"\vStageCounts\x12\x1a\n" +
 	"\breceived\x18\x01 \x01(\x03R\breceived\x12!\n" +
 	"\ffiltered_out\x18\x02 \x01(\x03R\vfilteredOut\x12 \n" +
 	"\vtransformed\x18\x03 \x01(\x03R\vtransformed\x12\x1c\n" +
 	"\tdelivered\x18\x04 \x01(\x03R\tdelivered\x12#\n" +
 	"\rdead_lettered\x18\x05 \x01(\x03R\fdeadLettered\x12\x1b\n" +
-	"\tin_flight\x18\x06 \x01(\x03R\binFlight\"\xb0\x01\n" +
+	"\tin_flight\x18\x06 \x01(\x03R\binFlight\x12\x1a\n" +
+	"\bredriven\x18\a \x01(\x03R\bredriven\"\xb0\x01\n" +
 	"\n" +
 	"StageRates\x12\x1a\n" +
 	"\breceived\x18\x01 \x01(\x01R\breceived\x12!\n" +

@@ -7,6 +7,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/samsa-dev/samsa/pkg/flow"
+	"github.com/samsa-dev/samsa/pkg/stats"
 	samsav1 "github.com/samsa-dev/samsa/proto/samsa/v1"
 )
 
@@ -21,6 +22,8 @@ type flowService struct {
 	// stats completes statuses with the data plane's numbers; nil leaves
 	// them at what the definition alone says.
 	stats *flowStats
+	// rec counts redriven dead letters (published to samsa.stats).
+	rec *stats.Recorder
 }
 
 func (s *flowService) GetFlow(ctx context.Context, req *samsav1.GetFlowRequest) (*samsav1.Flow, error) {

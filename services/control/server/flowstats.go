@@ -62,6 +62,7 @@ func (fs *flowStats) fill(ctx context.Context, f *samsav1.Flow, src *samsav1.Sou
 		Delivered:    c.Delivered,
 		DeadLettered: c.DeadLettered,
 		InFlight:     sum.InFlight,
+		Redriven:     c.Redriven,
 	}
 	st.Rates = &samsav1.StageRates{
 		Received:     sum.Rates.Received,
@@ -88,7 +89,9 @@ func (fs *flowStats) fill(ctx context.Context, f *samsav1.Flow, src *samsav1.Sou
 	if st.State != "active" {
 		return // paused or in maintenance: the operator's decision explains everything
 	}
-	recentErr := sum.LastError != nil && now.Sub(sum.LastError.Time) < degradedAfter
+	// An error keeps the flow degraded for a while, unless a delivery
+	// succeeded since.
+	recentErr := sum.LastError != nil && now.Sub(sum.LastError.Time) < degradedAfter && sum.LastError.Time.After(sum.LastSuccess)
 	switch {
 	case sum.Breaker == "open":
 		st.State = "failing"

@@ -13,6 +13,7 @@ import (
 	"github.com/samsa-dev/samsa/pkg/dlq"
 	"github.com/samsa-dev/samsa/pkg/flow"
 	"github.com/samsa-dev/samsa/pkg/script"
+	"github.com/samsa-dev/samsa/pkg/stats"
 	samsav1 "github.com/samsa-dev/samsa/proto/samsa/v1"
 )
 
@@ -35,7 +36,26 @@ func (s *flowService) RedriveDLQ(req *samsav1.RedriveDLQRequest, ss grpc.ServerS
 	if !opts.Since.IsZero() && !opts.Until.IsZero() && !opts.Since.Before(opts.Until) {
 		return &flow.ValidationError{Fields: []flow.FieldError{{Field: "until", Msg: fmt.Sprintf("%s is not after since %s", opts.Until.Format(time.RFC3339), opts.Since.Format(time.RFC3339))}}}
 	}
-	return redrive(ctx, s.kcl, req.GetName(), opts, ss.Send)
+	// Redriven events count again downstream (delivered or dead-lettered):
+	// report them so the flow's counts keep adding up.
+	var last int64
+	send := func(p *samsav1.RedriveDLQProgress) error {
+		if p.GetRedriven() < last {
+			last = 0 // a retried attempt counts from zero again
+		}
+		if d := p.GetRedriven() - last; d > 0 && s.rec != nil {
+			s.rec.Add(req.GetName(), stats.Counts{Redriven: d})
+		}
+		last = p.GetRedriven()
+		return ss.Send(p)
+	}
+	err := redrive(ctx, s.kcl, req.GetName(), opts, send)
+	if s.rec != nil {
+		pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		_ = s.kcl.ProduceSync(pctx, s.rec.Records(time.Now(), false)...).FirstErr()
+		cancel()
+	}
+	return err
 }
 
 // redrive runs dlq.Redrive and sends its progress with send; a failed send

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"os"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -159,6 +160,8 @@ func New(cfg Config, log *zap.Logger, reg prometheus.Registerer, kcfg *kafka.Con
 	s.health.Add("topics", telemetry.ChanCheck(s.topicsOK, "creating "+cfg.flowsTopic()+" and "+cfg.statsTopic()))
 	s.health.Add("flows", telemetry.ChanCheck(s.store.Ready(), "catching up with "+cfg.flowsTopic()))
 
+	host, _ := os.Hostname()
+	redriveRec := stats.NewRecorder("control", stats.InstanceID(host))
 	m := newMetrics(reg)
 	ic := &interceptors{log: log, m: m, auth: auth.NewAuthenticator(tokens, auth.PublicMethods(publicMethods...))}
 	maxMsg := int(cfg.MaxBodyBytes)
@@ -178,7 +181,7 @@ func New(cfg Config, log *zap.Logger, reg prometheus.Registerer, kcfg *kafka.Con
 	for _, gs := range []*grpc.Server{s.grpcSrv, s.innerSrv} {
 		samsav1.RegisterSourceServiceServer(gs, &sourceService{res: s.res, m: m, ingest: o.gatherer})
 		samsav1.RegisterAuthServiceServer(gs, authService{})
-		samsav1.RegisterFlowServiceServer(gs, &flowService{res: s.res, m: m, now: o.now, kcl: s.admin, stats: newFlowStats(s.agg, s.admin)})
+		samsav1.RegisterFlowServiceServer(gs, &flowService{res: s.res, m: m, now: o.now, kcl: s.admin, stats: newFlowStats(s.agg, s.admin), rec: redriveRec})
 		samsav1.RegisterTransformServiceServer(gs, &transformService{res: s.res, maxEvents: cfg.MaxTestEvents, now: o.now})
 	}
 
