@@ -8,7 +8,7 @@ export PATH := $(TOOLS):$(PATH)
 SERVICES := receiver transformer deliverer control
 GOTEST_FLAGS ?= -race -count=1 -timeout 15m
 
-.PHONY: help dev test test-unit test-faults build bench proto proto-check lint kafka tools fuzz deps clean
+.PHONY: help dev test test-unit test-faults test-ui build bench proto proto-check lint kafka tools fuzz deps clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
@@ -22,6 +22,10 @@ deps: ## everything tests need: Kafka jars, PostgreSQL server
 
 test: deps ## unit and integration tests on a real Kafka broker and PostgreSQL
 	scripts/with-kafka.sh $(GO) test $(GOTEST_FLAGS) ./...
+
+test-ui: build ## the dashboard's end-to-end tests in headless Chromium (tests/browser; screenshots in tests/browser/artifacts)
+	scripts/deps-ui.sh
+	cd tests/browser && SAMSA_BIN=$(CURDIR)/$(BIN)/samsa node run.mjs
 
 test-unit: ## unit tests only (kfake, no external processes)
 	$(GO) test -short -race -count=1 ./...
@@ -77,3 +81,7 @@ HELM_KUBE_VERSION ?= 1.33.0
 helm-lint: tools ## helm lint the chart with its default and production values
 	helm lint --strict --kube-version $(HELM_KUBE_VERSION) charts/samsa
 	helm lint --strict --kube-version $(HELM_KUBE_VERSION) charts/samsa -f charts/samsa/examples/production-values.yaml
+
+test-faults: deps ## the fault-injection suite in full: long broker outage, slow destination (tests/e2e, SAMSA_FAULTS=1)
+	@mkdir -p .cache
+	SAMSA_FAULTS=1 $(GO) test $(GOTEST_FLAGS) -timeout 40m -v ./tests/e2e/... 2>&1 | tee .cache/test-faults.log | grep -E '^(scenario=|--- |ok|FAIL|PASS)'; exit $${PIPESTATUS[0]}

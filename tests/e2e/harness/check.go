@@ -82,6 +82,9 @@ func (c Check) Run() Result {
 			example("undecodable delivery %s: %.80s", d.WebhookID, d.Body)
 			continue
 		}
+		if p.Key == WarmupKey {
+			continue
+		}
 		lk := fmt.Sprintf("%s/%d", p.Key, p.Seq)
 		s, known := byLogical[lk]
 		if !known || !wantDel(s) {

@@ -205,3 +205,48 @@ func (l *Load) Acked() int {
 
 // Retries is the number of requests that were retries.
 func (l *Load) Retries() int64 { return l.retries.Load() }
+
+// WarmupKey is the payload key of warm-up events; the checker ignores them.
+const WarmupKey = "warmup"
+
+// Warmup posts n events with n different partition keys (so that, with
+// n well above the partition count, every partition of the source topic
+// holds one) as one CloudEvents batch, retrying until it is acknowledged.
+// Sent before a source's first flow is created, they give the transformer
+// records to find when it looks for its start offset by time.
+func Warmup(ctx context.Context, url, source, apiKey, prefix string, n int) error {
+	evs := make([]map[string]any, n)
+	for i := range evs {
+		evs[i] = map[string]any{"specversion": "1.0", "id": fmt.Sprintf("%s-warmup-%d", prefix, i),
+			"source": "e2e", "type": "warmup", "partitionkey": fmt.Sprintf("warmup-%d", i),
+			"data": Payload{Key: WarmupKey, Seq: i}}
+	}
+	body, _ := json.Marshal(evs)
+	cl := &http.Client{Timeout: 20 * time.Second}
+	for {
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, url+"/v1/sources/"+source+"/events", bytes.NewReader(body))
+		if err != nil {
+			return err
+		}
+		req.Header.Set("Content-Type", "application/cloudevents-batch+json")
+		if apiKey != "" {
+			req.Header.Set("Authorization", "Bearer "+apiKey)
+		}
+		resp, err := cl.Do(req)
+		if err == nil {
+			msg, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusAccepted {
+				return nil
+			}
+			if resp.StatusCode != http.StatusNotFound && resp.StatusCode != http.StatusTooManyRequests && resp.StatusCode < 500 {
+				return fmt.Errorf("warmup: %d %s", resp.StatusCode, msg)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("warmup: %w", ctx.Err())
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
