@@ -76,7 +76,7 @@ func (f *flowRuntime) ensureDLQ(ctx context.Context) {
 
 // deadLetter writes dead letters of a non-transactional destination; each
 // item is done (its offset committable) once its write is acknowledged.
-func (f *flowRuntime) deadLetter(items []*item, typ string) {
+func (f *flowRuntime) deadLetter(items []*item, fm *flowMetrics) {
 	f.ensureDLQ(f.ctx)
 	f.mu.Lock()
 	c := f.conf
@@ -86,18 +86,18 @@ func (f *flowRuntime) deadLetter(items []*item, typ string) {
 	}
 	f.mu.Unlock()
 	for i, rec := range recs {
-		f.produceDLQ(rec, items[i], typ)
+		f.produceDLQ(rec, items[i], fm)
 	}
 }
 
-func (f *flowRuntime) produceDLQ(rec *kgo.Record, it *item, typ string) {
+func (f *flowRuntime) produceDLQ(rec *kgo.Record, it *item, fm *flowMetrics) {
 	f.d.cl.Produce(f.ctx, rec, func(_ *kgo.Record, err error) {
 		if err != nil && f.ctx.Err() == nil {
 			// Not acknowledged: the offset stays uncommitted, so the
 			// partition waits here. Try again; nothing is dropped.
 			f.log.Error("dead letter not written; retrying", zap.String("topic", rec.Topic),
 				zap.Int32("partition", it.rec.Partition), zap.Int64("offset", it.rec.Offset), zap.Error(err))
-			time.AfterFunc(time.Second, func() { f.produceDLQ(rec, it, typ) })
+			time.AfterFunc(time.Second, func() { f.produceDLQ(rec, it, fm) })
 			return
 		}
 		f.mu.Lock()
@@ -112,7 +112,7 @@ func (f *flowRuntime) produceDLQ(rec *kgo.Record, it *item, typ string) {
 			return // stopping: the event will be delivered again
 		}
 		it.done = true
-		f.countDeadLetterLocked(typ)
+		f.countDeadLetterLocked(fm)
 		f.releaseLocked(p)
 		f.poke()
 	})

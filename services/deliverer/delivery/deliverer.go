@@ -382,6 +382,7 @@ func (d *Deliverer) buildConfig(rt *flowRuntime, fl *samsav1.Flow, cur *flowConf
 		return c
 	}
 	c.dest = newHandle(dest, typ)
+	c.dest.m = d.m.forFlow(fl.GetName(), typ)
 	return c
 }
 

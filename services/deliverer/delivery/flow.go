@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.uber.org/zap"
 	"golang.org/x/time/rate"
@@ -39,6 +40,7 @@ type destHandle struct {
 	txn  destination.Transactional // non-nil for transactional destinations
 	typ  string                    // "http", "kafka", "postgres"
 	caps destination.Capabilities
+	m    *flowMetrics
 	refs sync.WaitGroup
 }
 
@@ -91,6 +93,8 @@ type flowRuntime struct {
 	deadLettered    int64
 	retries         int64
 	dlqEnsured      bool
+
+	pausedGauge, maintenanceGauge, breakerGauge prometheus.Gauge
 }
 
 func newFlowRuntime(d *Deliverer, name string) *flowRuntime {
@@ -105,6 +109,10 @@ func newFlowRuntime(d *Deliverer, name string) *flowRuntime {
 		done:   make(chan struct{}),
 		parts:  map[int32]*partition{},
 		held:   true, // until a configuration arrives
+
+		pausedGauge:      d.m.paused.WithLabelValues(name),
+		maintenanceGauge: d.m.maintenance.WithLabelValues(name),
+		breakerGauge:     d.m.breaker.WithLabelValues(name),
 	}
 	go f.dispatch()
 	return f
@@ -185,12 +193,12 @@ func (f *flowRuntime) evaluateLocked(now time.Time) {
 	if held && c != nil {
 		pausedGauge = 1
 	}
-	f.d.m.paused.WithLabelValues(f.name).Set(pausedGauge)
+	f.pausedGauge.Set(pausedGauge)
 	maintGauge := 0.0
 	if maint {
 		maintGauge = 1
 	}
-	f.d.m.maintenance.WithLabelValues(f.name).Set(maintGauge)
+	f.maintenanceGauge.Set(maintGauge)
 
 	wantPause := held || f.buffered >= f.d.cfg.MaxBufferedPerFlow
 	if f.d.cl != nil && wantPause != f.topicPaused {
@@ -252,23 +260,42 @@ func (f *flowRuntime) dispatch() {
 			}
 			continue
 		}
-		if lim := f.limiterFor(b); lim != nil {
-			if err := lim.WaitN(f.ctx, len(b.items)); err != nil {
-				f.unlaunch(b)
-				continue
-			}
-			// The gate may have closed while we waited.
-			f.mu.Lock()
-			f.evaluateLocked(time.Now())
-			held := f.held || f.stopped
-			f.mu.Unlock()
-			if held {
-				f.unlaunch(b)
-				continue
-			}
-		}
-		go f.run(b)
+		go f.work(b)
 	}
+}
+
+// work runs batches for as long as there are any to take: a worker that
+// finished a batch goes on with the next itself, which keeps the in-flight
+// cap busy without a round trip through the dispatcher.
+func (f *flowRuntime) work(b *batch) {
+	for b != nil {
+		if f.admit(b) {
+			f.run(b)
+		}
+		b = f.next()
+	}
+}
+
+// admit waits for the rate limit. It puts the batch back and returns false
+// when the gate closed meanwhile or the runtime stops.
+func (f *flowRuntime) admit(b *batch) bool {
+	lim := f.limiterFor(b)
+	if lim == nil {
+		return true
+	}
+	if err := lim.WaitN(f.ctx, len(b.items)); err != nil {
+		f.unlaunch(b)
+		return false
+	}
+	f.mu.Lock()
+	f.evaluateLocked(time.Now())
+	held := f.held || f.stopped
+	f.mu.Unlock()
+	if held {
+		f.unlaunch(b)
+		return false
+	}
+	return true
 }
 
 func (f *flowRuntime) limiterFor(b *batch) *rate.Limiter {
@@ -306,7 +333,7 @@ func (f *flowRuntime) next() *batch {
 		return nil
 	}
 	ok, probe := f.brk.allow(now)
-	f.d.m.breaker.WithLabelValues(f.name).Set(float64(f.brk.state))
+	f.breakerGauge.Set(float64(f.brk.state))
 	if !ok {
 		return nil
 	}
@@ -393,7 +420,7 @@ func (f *flowRuntime) releaseBatchLocked(b *batch) {
 	f.inFlightItems -= len(b.items)
 	b.conf.dest.refs.Done()
 	f.wg.Done()
-	f.poke()
+	// No poke: the worker that released the batch takes the next itself.
 }
 
 // run attempts a batch and records the outcomes.
@@ -445,7 +472,7 @@ type decision struct {
 // attempt records and the breaker.
 func (f *flowRuntime) decideLocked(b *batch, results []destination.Result, now time.Time) []decision {
 	out := make([]decision, len(b.items))
-	typ := b.conf.dest.typ
+	fm := b.conf.dest.m
 	pol := &b.conf.pol
 	for i, it := range b.items {
 		r := results[i]
@@ -465,16 +492,16 @@ func (f *flowRuntime) decideLocked(b *batch, results []destination.Result, now t
 		it.attempts++
 		it.last = now
 		it.result = r
-		f.d.m.attempts.WithLabelValues(f.name, typ).Inc()
+		fm.attempts.Inc()
 		switch r.Class {
 		case destination.Success:
 			f.brk.success()
 			out[i] = decision{act: actDone}
 		case destination.Permanent:
-			f.d.m.failures.WithLabelValues(f.name, typ, "permanent", reason(r)).Inc()
+			fm.failed("permanent", r)
 			out[i] = decision{act: actDLQ}
 		default: // Retryable
-			f.d.m.failures.WithLabelValues(f.name, typ, "retryable", reason(r)).Inc()
+			fm.failed("retryable", r)
 			down := false
 			if !r.Throttled {
 				down = f.brk.failure(now)
@@ -488,7 +515,7 @@ func (f *flowRuntime) decideLocked(b *batch, results []destination.Result, now t
 			out[i] = decision{act: actRetry, delay: pol.retryDelay(it.attempts, r.RetryAfter)}
 		}
 	}
-	f.d.m.breaker.WithLabelValues(f.name).Set(float64(f.brk.state))
+	f.breakerGauge.Set(float64(f.brk.state))
 	return out
 }
 
@@ -507,14 +534,15 @@ func (f *flowRuntime) finish(b *batch, results []destination.Result) {
 	f.releaseBatchLocked(b)
 	f.mu.Unlock()
 	if len(dead) > 0 {
-		f.deadLetter(dead, b.conf.dest.typ)
+		f.deadLetter(dead, b.conf.dest.m)
 	}
 }
 
 // applyLocked applies decisions. committed: dead letters were written in
 // the same transaction (they are done already).
 func (f *flowRuntime) applyLocked(b *batch, dec []decision, committed bool) {
-	typ := b.conf.dest.typ
+	fm := b.conf.dest.m
+	var counts stats.Counts
 	for i, it := range b.items {
 		it.inFlight = false
 		p := it.lane.p
@@ -526,11 +554,11 @@ func (f *flowRuntime) applyLocked(b *batch, dec []decision, committed bool) {
 		case actDone:
 			it.finished, it.done = true, true
 			f.delivered++
-			f.d.m.delivered.WithLabelValues(f.name, typ).Inc()
-			f.d.rec.Add(f.name, stats.Counts{Delivered: 1})
+			counts.Delivered++
+			fm.delivered.Inc()
 			if it.ev != nil && !it.ev.Time.IsZero() {
 				lat := time.Since(it.ev.Time)
-				f.d.m.latency.WithLabelValues(f.name, typ).Observe(lat.Seconds())
+				fm.latency.Observe(lat.Seconds())
 				f.d.rec.Latency(f.name, lat)
 			}
 			f.releaseLocked(p)
@@ -543,7 +571,7 @@ func (f *flowRuntime) applyLocked(b *batch, dec []decision, committed bool) {
 			f.setErrorLocked("deliver", it.result.Err, eventID)
 			if committed {
 				it.done = true
-				f.countDeadLetterLocked(typ)
+				f.countDeadLetterLocked(fm)
 				f.releaseLocked(p)
 			} else {
 				// Done once the dead letter is acknowledged.
@@ -555,8 +583,8 @@ func (f *flowRuntime) applyLocked(b *batch, dec []decision, committed bool) {
 				continue
 			}
 			f.retries++
-			f.d.m.retries.WithLabelValues(f.name, typ).Inc()
-			f.d.rec.Add(f.name, stats.Counts{Retries: 1})
+			counts.Retries++
+			fm.retries.Inc()
 			if it.ev != nil {
 				f.setErrorLocked("deliver", it.result.Err, it.ev.ID)
 			}
@@ -567,11 +595,14 @@ func (f *flowRuntime) applyLocked(b *batch, dec []decision, committed bool) {
 		case actRequeue:
 		}
 	}
+	if counts != (stats.Counts{}) {
+		f.d.rec.Add(f.name, counts)
+	}
 }
 
-func (f *flowRuntime) countDeadLetterLocked(typ string) {
+func (f *flowRuntime) countDeadLetterLocked(fm *flowMetrics) {
 	f.deadLettered++
-	f.d.m.deadLettered.WithLabelValues(f.name, typ).Inc()
+	fm.deadLettered.Inc()
 	f.d.rec.Add(f.name, stats.Counts{DeadLettered: 1})
 }
 

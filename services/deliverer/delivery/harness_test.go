@@ -48,7 +48,7 @@ func flowName() string {
 // env is a real broker, a flows topic of the test's own, a flow store over
 // it and a producer.
 type env struct {
-	t      *testing.T
+	t      testing.TB
 	ctx    context.Context
 	kcfg   *kafka.Config
 	topic  string // flows topic
@@ -60,7 +60,7 @@ type env struct {
 	cancel context.CancelFunc
 }
 
-func newEnv(t *testing.T) *env {
+func newEnv(t testing.TB) *env {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	t.Cleanup(cancel)

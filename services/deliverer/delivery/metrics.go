@@ -80,6 +80,32 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	return m
 }
 
+// flowMetrics are one flow's series for one destination type, looked up
+// once rather than per event.
+type flowMetrics struct {
+	attempts, delivered, retries, deadLettered prometheus.Counter
+	latency                                    prometheus.Observer
+	failures                                   *prometheus.CounterVec
+	flow, typ                                  string
+}
+
+func (m *metrics) forFlow(flow, typ string) *flowMetrics {
+	return &flowMetrics{
+		attempts:     m.attempts.WithLabelValues(flow, typ),
+		delivered:    m.delivered.WithLabelValues(flow, typ),
+		retries:      m.retries.WithLabelValues(flow, typ),
+		deadLettered: m.deadLettered.WithLabelValues(flow, typ),
+		latency:      m.latency.WithLabelValues(flow, typ),
+		failures:     m.failures,
+		flow:         flow,
+		typ:          typ,
+	}
+}
+
+func (fm *flowMetrics) failed(class string, r destination.Result) {
+	fm.failures.WithLabelValues(fm.flow, fm.typ, class, reason(r)).Inc()
+}
+
 // forget removes a deleted flow's series.
 func (m *metrics) forget(flow string) {
 	l := prometheus.Labels{"flow": flow}

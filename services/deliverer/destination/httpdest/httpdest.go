@@ -163,15 +163,21 @@ func (d *Destination) deliver(ctx context.Context, it *destination.Item) destina
 	if ct == "" {
 		ct = "application/json"
 	}
-	h["Content-Type"] = []string{ct}
-	h["User-Agent"] = []string{d.userAgnt}
 	ts := d.cfg.Now().Unix()
-	h["Webhook-Id"] = []string{ev.ID}
-	h["Webhook-Timestamp"] = []string{strconv.FormatInt(ts, 10)}
-	if d.signer != nil {
-		h["Webhook-Signature"] = []string{d.signer.Sign(ev.ID, ts, ev.Data)}
+	// One backing array for the header values of a request.
+	vals := make([]string, 0, 14)
+	set := func(k, v string) {
+		vals = append(vals, v)
+		h[k] = vals[len(vals)-1 : len(vals) : len(vals)]
 	}
-	setCloudEvents(h, it)
+	set("Content-Type", ct)
+	set("User-Agent", d.userAgnt)
+	set("Webhook-Id", ev.ID)
+	set("Webhook-Timestamp", strconv.FormatInt(ts, 10))
+	if d.signer != nil {
+		set("Webhook-Signature", d.signer.Sign(ev.ID, ts, ev.Data))
+	}
+	setCloudEvents(h, it, set)
 
 	resp, err := d.client.Do(req)
 	if err != nil {
@@ -185,21 +191,22 @@ func (d *Destination) deliver(ctx context.Context, it *destination.Item) destina
 
 // setCloudEvents sets the CloudEvents binary-mode headers: the context
 // attributes and every extension attribute whose name is a valid header.
-func setCloudEvents(h http.Header, it *destination.Item) {
+func setCloudEvents(h http.Header, it *destination.Item, set func(k, v string)) {
 	ev := it.Event
-	h["Ce-Specversion"] = []string{"1.0"}
-	h["Ce-Id"] = []string{ev.ID}
+	set("Ce-Specversion", "1.0")
+	set("Ce-Id", ev.ID)
 	if ev.Source != "" {
-		h["Ce-Source"] = []string{ev.Source}
+		set("Ce-Source", ev.Source)
 	}
 	if ev.Type != "" {
-		h["Ce-Type"] = []string{ev.Type}
+		set("Ce-Type", ev.Type)
 	}
 	if ev.Subject != "" {
-		h["Ce-Subject"] = []string{ev.Subject}
+		set("Ce-Subject", ev.Subject)
 	}
 	if !ev.Time.IsZero() {
-		h["Ce-Time"] = []string{ev.Time.UTC().Format(time.RFC3339Nano)}
+		var buf [40]byte
+		set("Ce-Time", string(ev.Time.UTC().AppendFormat(buf[:0], time.RFC3339Nano)))
 	}
 	for k, v := range ev.Attributes {
 		if !validHeaderName(k) || !validHeaderValue(v) {
@@ -212,9 +219,9 @@ func setCloudEvents(h http.Header, it *destination.Item) {
 		h.Set("ce-"+k, v)
 	}
 	if ev.TraceParent != "" {
-		h["Traceparent"] = []string{ev.TraceParent}
+		set("Traceparent", ev.TraceParent)
 		if ev.TraceState != "" {
-			h["Tracestate"] = []string{ev.TraceState}
+			set("Tracestate", ev.TraceState)
 		}
 	}
 }
