@@ -75,10 +75,10 @@ func TestRequiredRole(t *testing.T) {
 		"GetSource": RoleViewer, "ListSources": RoleViewer, "PutSource": RoleEditor, "DeleteSource": RoleEditor,
 		"GetFlow": RoleViewer, "ListFlows": RoleViewer, "PutFlow": RoleEditor, "DeleteFlow": RoleEditor,
 		"PauseFlow": RoleEditor, "ResumeFlow": RoleEditor, "GetFlowStatus": RoleViewer, "RedriveDLQ": RoleEditor,
-		"Test": RoleViewer,
+		"Test": RoleViewer, "ListFlowStatuses": RoleViewer, "ListSourceStatuses": RoleViewer, "GetCaller": RoleViewer,
 	}
 	// Every method of the control services is classified on purpose.
-	for _, sd := range []grpc.ServiceDesc{samsav1.SourceService_ServiceDesc, samsav1.FlowService_ServiceDesc, samsav1.TransformService_ServiceDesc} {
+	for _, sd := range []grpc.ServiceDesc{samsav1.SourceService_ServiceDesc, samsav1.FlowService_ServiceDesc, samsav1.TransformService_ServiceDesc, samsav1.AuthService_ServiceDesc} {
 		var names []string
 		for _, m := range sd.Methods {
 			names = append(names, m.MethodName)

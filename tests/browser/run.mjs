@@ -37,6 +37,7 @@ const procs = new Set();
 const tmp = mkdtempSync(join(tmpdir(), "samsa-ui-"));
 let browser;
 let failed = false;
+let failure = "";
 const pages = [];
 
 function freePort() {
@@ -346,6 +347,7 @@ try {
   await main();
 } catch (e) {
   failed = true;
+  failure = e.message;
   console.error("FAIL:", e.stack || e.message);
   for (const [i, p] of pages.entries()) await p.screenshot({ path: join(ARTIFACTS, `failure-${i}.png`), fullPage: true }).catch(() => {});
   for (const p of procs) {
@@ -355,5 +357,5 @@ try {
 } finally {
   await cleanup();
 }
-log(failed ? "FAILED" : "ok");
+log(failed ? "FAILED: " + failure : "ok");
 process.exit(failed ? 1 : 0);

@@ -132,6 +132,18 @@ func TestAuthEveryEndpoint(t *testing.T) {
 			_, err := in.trans.Test(ctx, &samsav1.TestRequest{Filter: "True"})
 			return err
 		}},
+		{"ListFlowStatuses", auth.RoleViewer, func(ctx context.Context) error {
+			_, err := in.flows.ListFlowStatuses(ctx, &samsav1.ListFlowStatusesRequest{HistoryPoints: 10})
+			return err
+		}},
+		{"ListSourceStatuses", auth.RoleViewer, func(ctx context.Context) error {
+			_, err := in.src.ListSourceStatuses(ctx, &samsav1.ListSourceStatusesRequest{})
+			return err
+		}},
+		{"GetCaller", auth.RoleViewer, func(ctx context.Context) error {
+			_, err := samsav1.NewAuthServiceClient(in.cc).GetCaller(ctx, &samsav1.GetCallerRequest{})
+			return err
+		}},
 	}
 	covered := map[string]bool{}
 	for _, c := range grpcCalls {
@@ -156,6 +168,7 @@ func TestAuthEveryEndpoint(t *testing.T) {
 		methodNames(samsav1.SourceService_ServiceDesc.Methods, nil),
 		methodNames(samsav1.FlowService_ServiceDesc.Methods, samsav1.FlowService_ServiceDesc.Streams),
 		methodNames(samsav1.TransformService_ServiceDesc.Methods, nil),
+		methodNames(samsav1.AuthService_ServiceDesc.Methods, nil),
 	} {
 		for _, m := range sd {
 			if !covered[m] {
