@@ -161,18 +161,23 @@ func (b *batch) err() error {
 }
 
 // classifyFailures returns the records that can never be written (keyed by
-// the input they came from) and the topics that are missing.
-func (b *batch) classifyFailures() (map[poisonKey]poisonEntry, []string) {
+// the input they came from), the flow topics that are missing, and whether
+// a record of the transaction hook (not of a flow) failed.
+func (b *batch) classifyFailures() (poisoned map[poisonKey]poisonEntry, missingTopics []string, hook bool) {
 	b.errMu.Lock()
 	failed := b.failed
 	b.errMu.Unlock()
-	poisoned := map[poisonKey]poisonEntry{}
+	poisoned = map[poisonKey]poisonEntry{}
 	missing := map[string]bool{}
 	// Only the largest failed record of each partition is poisoned per
 	// attempt: when a broker rejects a produce batch, every record in it
 	// fails, not only the one that is too large.
 	largest := map[string]failedRecord{}
 	for _, f := range failed {
+		if b.tbl.flowOfTopic(f.rec.Topic) == nil {
+			hook = true
+			continue
+		}
 		switch {
 		case isMissingTopicError(f.err):
 			missing[f.rec.Topic] = true
@@ -197,11 +202,10 @@ func (b *batch) classifyFailures() (map[poisonKey]poisonEntry, []string) {
 		}
 		poisoned[key] = e
 	}
-	topics := make([]string, 0, len(missing))
 	for t := range missing {
-		topics = append(topics, t)
+		missingTopics = append(missingTopics, t)
 	}
-	return poisoned, topics
+	return poisoned, missingTopics, hook
 }
 
 // origin finds the source record and flow an output record came from.

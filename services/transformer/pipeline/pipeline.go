@@ -40,6 +40,10 @@ type Pipeline struct {
 	poison   map[poisonKey]poisonEntry
 	failures int // consecutive failed batches, for the backoff
 	batchMax int // records per poll: MaxBatch, less after a batch ran too long
+	// The records of WithTxnRecords are left out until hookPausedUntil
+	// after they made a transaction fail: they must never stall the flows.
+	hookPausedUntil time.Time
+	hookPause       time.Duration
 
 	// dirty is set by the store's watch; pollCancel interrupts a poll so
 	// that a new topic is subscribed at once.
@@ -486,7 +490,7 @@ func (p *Pipeline) transact(ctx context.Context, sess *kgo.GroupTransactSession,
 	// aborts it and the same batch would fail again and again.
 	b.deadline = start.Add(p.cfg.TransactionTimeout / 2)
 	b.run(func(r *kgo.Record) { sess.Produce(workCtx, r, b.promise) })
-	if p.txnRecords != nil {
+	if p.txnRecords != nil && time.Now().After(p.hookPausedUntil) {
 		for _, r := range p.txnRecords() {
 			sess.Produce(workCtx, r, b.promise)
 		}
@@ -527,6 +531,9 @@ func (p *Pipeline) transact(ctx context.Context, sess *kgo.GroupTransactSession,
 		return nil
 	}
 	p.failures = 0
+	if time.Now().After(p.hookPausedUntil) {
+		p.hookPause = 0
+	}
 	if p.batchMax < p.cfg.MaxBatch && time.Since(start) < p.cfg.TransactionTimeout/20 {
 		p.batchMax = min(p.cfg.MaxBatch, p.batchMax*2)
 	}
@@ -554,7 +561,12 @@ func (p *Pipeline) workContext(ctx context.Context) (context.Context, context.Ca
 // anything else is retried after a backoff.
 func (p *Pipeline) writeFailed(ctx context.Context, cl *kgo.Client, tbl *table, b *batch, err error) {
 	p.failures++
-	poisoned, missing := b.classifyFailures()
+	poisoned, missing, hook := b.classifyFailures()
+	if hook {
+		p.hookPause = min(max(2*p.hookPause, time.Minute), time.Hour)
+		p.hookPausedUntil = time.Now().Add(p.hookPause)
+		p.log.Warn("records of the transaction hook (statistics) failed; leaving them out for a while", zap.Error(err), zap.Duration("for", p.hookPause))
+	}
 	if len(p.poison) > 10000 {
 		clear(p.poison) // entries of partitions that moved to other replicas
 	}
@@ -565,7 +577,10 @@ func (p *Pipeline) writeFailed(ctx context.Context, cl *kgo.Client, tbl *table, 
 	}
 	for _, topic := range missing {
 		f := tbl.flowOfTopic(topic)
-		if f == nil || p.cfg.NoTopicCreation {
+		if f == nil {
+			continue
+		}
+		if p.cfg.NoTopicCreation {
 			p.log.Warn("flow topic missing", zap.String("topic", topic), zap.Bool("create_missing_topics", !p.cfg.NoTopicCreation))
 			continue
 		}
@@ -575,7 +590,7 @@ func (p *Pipeline) writeFailed(ctx context.Context, cl *kgo.Client, tbl *table, 
 			p.log.Warn("created missing flow topics (they should have been created with the flow)", zap.String("flow", f.name), zap.String("topic", f.outTopic), zap.String("dlq_topic", f.dlqTopic))
 		}
 	}
-	if len(poisoned) > 0 && len(missing) == 0 {
+	if (len(poisoned) > 0 || hook) && len(missing) == 0 {
 		return // retry at once: the retry will not write those records
 	}
 	d := jitter(min(time.Duration(p.failures)*time.Second, 30*time.Second))

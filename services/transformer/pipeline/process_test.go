@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/samsa-dev/samsa/pkg/kafka"
 	samsav1 "github.com/samsa-dev/samsa/proto/samsa/v1"
 )
 
@@ -77,6 +78,8 @@ func (b *syncBuffer) Write(p []byte) (int, error) {
 
 func (e *env) startProc(t *testing.T, txnID string) *proc {
 	t.Helper()
+	// The binary also publishes statistics, as in a deployment.
+	e.ensure(kafka.StatsTopicSpec())
 	admin := freeAddr(t)
 	cmd := exec.Command(transformerBinary(t),
 		"--kafka-brokers", strings.Join(e.cfg.Brokers, ","),

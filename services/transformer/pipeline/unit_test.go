@@ -370,8 +370,8 @@ func TestPoison(t *testing.T) {
 	for _, r := range out["samsa.out.f"] {
 		b.onProduced(r, fmt.Errorf("wrapped: %w", errTooLargeForBroker))
 	}
-	poisoned, missing := b.classifyFailures()
-	if len(missing) != 0 || len(poisoned) != 1 {
+	poisoned, missing, hook := b.classifyFailures()
+	if len(missing) != 0 || len(poisoned) != 1 || hook {
 		t.Fatalf("poisoned %v, missing %v", poisoned, missing)
 	}
 	for k, v := range poisoned {
@@ -391,7 +391,7 @@ func TestPoison(t *testing.T) {
 	}
 	// The dead letter is refused too: written without its value.
 	b.onProduced(d, errTooLargeForBroker)
-	poisoned, _ = b.classifyFailures()
+	poisoned, _, _ = b.classifyFailures()
 	for k, v := range poisoned {
 		if !v.dlqToo {
 			t.Fatalf("dead letter failure not marked: %+v", v)
