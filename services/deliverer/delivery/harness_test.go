@@ -58,6 +58,7 @@ type env struct {
 	log    *zap.Logger
 	group  string
 	cancel context.CancelFunc
+	reg    *prometheus.Registry
 }
 
 func newEnv(t testing.TB) *env {
@@ -162,31 +163,86 @@ func (c *testClock) Set(t time.Time) { c.mu.Lock(); c.now = t; c.mu.Unlock() }
 // start runs a deliverer over the env's store until the test ends.
 func (e *env) start(opts ...Option) *Deliverer {
 	e.t.Helper()
+	d, _ := e.startStoppable(opts...)
+	return d
+}
+
+// startStoppable runs a deliverer that stop ends (gracefully) before the
+// test does; stop may be called more than once.
+func (e *env) startStoppable(opts ...Option) (*Deliverer, func()) {
+	e.t.Helper()
 	cfg := Config{Group: e.group, InstanceID: "test-" + e.group, CommitInterval: 100 * time.Millisecond, DrainTimeout: 5 * time.Second, RevokeTimeout: 5 * time.Second}
-	d, err := New(cfg, e.kcfg, e.store, nil, e.log, prometheus.NewRegistry(), opts...)
+	reg := prometheus.NewRegistry()
+	d, err := New(cfg, e.kcfg, e.store, nil, e.log, reg, opts...)
 	if err != nil {
 		e.t.Fatal(err)
 	}
+	e.reg = reg
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- d.Run(ctx) }()
-	e.t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				e.t.Errorf("deliverer: %v", err)
+	var once sync.Once
+	stop := func() {
+		once.Do(func() {
+			cancel()
+			select {
+			case err := <-done:
+				if err != nil {
+					e.t.Errorf("deliverer: %v", err)
+				}
+			case <-time.After(30 * time.Second):
+				e.t.Errorf("deliverer did not stop")
 			}
-		case <-time.After(30 * time.Second):
-			e.t.Errorf("deliverer did not stop")
-		}
-	})
+		})
+	}
+	e.t.Cleanup(stop)
 	select {
 	case <-d.Ready():
 	case <-time.After(30 * time.Second):
 		e.t.Fatal("deliverer not ready")
 	}
-	return d
+	return d, stop
+}
+
+// metric returns the value of a counter or gauge of the last started
+// deliverer's registry whose labels include want (-1 when absent).
+func (e *env) metric(name string, want map[string]string) float64 {
+	e.t.Helper()
+	mfs, err := e.reg.Gather()
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	total, found := 0.0, false
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+	next:
+		for _, m := range mf.GetMetric() {
+			labels := map[string]string{}
+			for _, l := range m.GetLabel() {
+				labels[l.GetName()] = l.GetValue()
+			}
+			for k, v := range want {
+				if labels[k] != v {
+					continue next
+				}
+			}
+			found = true
+			switch {
+			case m.GetCounter() != nil:
+				total += m.GetCounter().GetValue()
+			case m.GetGauge() != nil:
+				total += m.GetGauge().GetValue()
+			case m.GetHistogram() != nil:
+				total += float64(m.GetHistogram().GetSampleCount())
+			}
+		}
+	}
+	if !found {
+		return -1
+	}
+	return total
 }
 
 // dlqRecords reads the flow's dead-letter topic (read_committed) to its end.

@@ -3,6 +3,7 @@ package delivery
 import (
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -56,6 +57,24 @@ func TestDownThenUp(t *testing.T) {
 	waitFor(t, 10*time.Second, "offsets committed to the end", func() bool {
 		return e.groupLag(name) == 0
 	})
+	fl := map[string]string{"flow": name}
+	if v := e.metric("samsa_deliverer_delivered_total", fl); v != float64(len(evs)) {
+		t.Errorf("delivered_total %v", v)
+	}
+	if v := e.metric("samsa_deliverer_failures_total", map[string]string{"flow": name, "class": "retryable", "reason": "connection"}); v < 1 {
+		t.Errorf("connection failures %v", v)
+	}
+	if a := e.metric("samsa_deliverer_attempts_total", fl); a < float64(len(evs))+1 {
+		t.Errorf("attempts_total %v", a)
+	}
+	if v := e.metric("samsa_deliverer_delivery_latency_seconds", fl); v != float64(len(evs)) {
+		t.Errorf("latency observations %v", v)
+	}
+	for _, g := range []string{"samsa_deliverer_breaker_state", "samsa_deliverer_paused", "samsa_deliverer_lag"} {
+		if v := e.metric(g, fl); v != 0 {
+			t.Errorf("%s = %v, want 0", g, v)
+		}
+	}
 }
 
 // A destination answering 500 for one key does not hold up the other
@@ -295,4 +314,149 @@ func TestMaintenanceWindow(t *testing.T) {
 	clock.Set(time.Date(2026, 3, 2, 3, 0, 1, 0, time.UTC))
 	waitFor(t, 20*time.Second, "delivery after the window", func() bool { return rcv.distinctDelivered() == 50 })
 	checkOrder(t, rcv.delivered(), append(before, during...))
+}
+
+// While the breaker is open, events wait: only the half-open probes reach
+// the destination, and nothing is dead-lettered even though each event
+// may be attempted only twice.
+func TestBreakerHoldsEvents(t *testing.T) {
+	e := newEnv(t)
+	rcv := newReceiver(t)
+	var healed atomicBool
+	rcv.setAnswer(func(r *http.Request, body []byte) (int, http.Header) {
+		if healed.Load() {
+			return 200, nil
+		}
+		return 503, nil
+	})
+	name := flowName()
+	e.createTopics(name, 1)
+	f := httpFlow(name, rcv.url())
+	f.Delivery.CircuitBreaker = &samsav1.CircuitBreaker{FailureThreshold: 3, OpenDuration: "700ms"}
+	f.Delivery.Retry.MaxAttempts = 2
+	e.putFlow(f)
+	d := e.start()
+	evs := events(name, 30, 6)
+	e.produce(name, evs...)
+	waitFor(t, 10*time.Second, "the breaker to open", func() bool {
+		for _, s := range d.Stats() {
+			if s.Flow == name && s.Breaker == "open" {
+				return true
+			}
+		}
+		return false
+	})
+	before := len(rcv.all())
+	time.Sleep(2 * time.Second) // an interval to count requests in, not a wait for a condition
+	if probes := len(rcv.all()) - before; probes > 4 {
+		t.Fatalf("%d requests in 2s while the breaker was open, want only probes (about 3)", probes)
+	}
+	healed.Store(true)
+	waitFor(t, 20*time.Second, "everything delivered", func() bool { return rcv.distinctDelivered() == len(evs) })
+	checkOrder(t, rcv.delivered(), evs)
+	if dl := e.dlqRecords(name); len(dl) != 0 {
+		t.Fatalf("%d dead letters while the destination was down", len(dl))
+	}
+}
+
+// The token bucket paces deliveries; max_in_flight caps concurrent
+// requests. Two flows in one deliverer.
+func TestRateLimitAndInFlightCap(t *testing.T) {
+	e := newEnv(t)
+	paced, capped := newReceiver(t), newReceiver(t)
+	var cur, peak atomic.Int32
+	capped.setAnswer(func(r *http.Request, body []byte) (int, http.Header) {
+		n := cur.Add(1)
+		for {
+			p := peak.Load()
+			if n <= p || peak.CompareAndSwap(p, n) {
+				break
+			}
+		}
+		time.Sleep(30 * time.Millisecond) // a slow destination
+		cur.Add(-1)
+		return 200, nil
+	})
+	a, b := flowName(), flowName()
+	e.createTopics(a, 2)
+	e.createTopics(b, 2)
+	fa := httpFlow(a, paced.url())
+	fa.Delivery.RateLimit = &samsav1.RateLimit{PerSecond: 40, Burst: 1}
+	fb := httpFlow(b, capped.url())
+	fb.Delivery.MaxInFlight = 2
+	e.putFlow(fa)
+	e.putFlow(fb)
+	e.start()
+	e.produce(a, events(a, 40, 40)...)
+	e.produce(b, events(b, 20, 20)...)
+	waitFor(t, 20*time.Second, "both flows delivered", func() bool {
+		return paced.distinctDelivered() == 40 && capped.distinctDelivered() == 20
+	})
+	got := paced.delivered()
+	if span := got[len(got)-1].at.Sub(got[0].at); span < 900*time.Millisecond {
+		t.Errorf("40 events at 40/s delivered within %v", span)
+	}
+	if p := peak.Load(); p != 2 {
+		t.Errorf("peak concurrency %d, want 2", p)
+	}
+}
+
+// Without allow_private_network, a loopback destination is refused at
+// dial time and the event goes to the dead-letter topic with the reason.
+func TestPrivateDestinationRefused(t *testing.T) {
+	e := newEnv(t)
+	rcv := newReceiver(t)
+	name := flowName()
+	e.createTopics(name, 1)
+	f := httpFlow(name, rcv.url())
+	f.GetDestination().GetHttp().AllowPrivateNetwork = false
+	e.putFlow(f)
+	e.start()
+	e.produce(name, events(name, 2, 2)...)
+	var dl []*kgo.Record
+	waitFor(t, 20*time.Second, "dead letters", func() bool { dl = e.dlqRecords(name); return len(dl) == 2 })
+	for _, r := range dl {
+		f := dlq.Parse(r.Headers)
+		if f.Status != "refused" || !strings.Contains(f.Err, "loopback") || !strings.Contains(f.Err, "allow_private_network") {
+			t.Fatalf("dead letter %+v", f)
+		}
+	}
+	if n := len(rcv.all()); n != 0 {
+		t.Fatalf("the refused destination got %d requests", n)
+	}
+}
+
+// Replicas joining and leaving: partitions move, nothing is lost, the
+// first delivery of each event keeps the per-key order, and every offset
+// ends committed.
+func TestRebalanceLosesNothing(t *testing.T) {
+	e := newEnv(t)
+	rcv := newReceiver(t)
+	rcv.setAnswer(func(r *http.Request, body []byte) (int, http.Header) {
+		time.Sleep(time.Millisecond) // keep deliveries in flight during rebalances
+		return 200, nil
+	})
+	name := flowName()
+	e.createTopics(name, 6)
+	f := httpFlow(name, rcv.url())
+	f.Delivery.MaxInFlight = 8
+	e.putFlow(f)
+	_, stop1 := e.startStoppable()
+	evs := events(name, 3000, 60)
+	e.produce(name, evs...)
+	waitFor(t, 30*time.Second, "deliveries under way", func() bool { return rcv.distinctDelivered() >= 300 })
+	d2, _ := e.startStoppable()
+	waitFor(t, 30*time.Second, "the second replica to get partitions", func() bool {
+		for _, s := range d2.Stats() {
+			if s.Flow == name && s.Partitions > 0 {
+				return true
+			}
+		}
+		return false
+	})
+	stop1()
+	waitFor(t, 60*time.Second, "every event delivered", func() bool { return rcv.distinctDelivered() == len(evs) })
+	checkOrder(t, rcv.delivered(), evs)
+	waitFor(t, 20*time.Second, "offsets committed to the end", func() bool { return e.groupLag(name) == 0 })
+	t.Logf("%d deliveries for %d events", len(rcv.delivered()), len(evs))
 }
