@@ -31,4 +31,20 @@ func TestSmoke(t *testing.T) {
 	t.Logf("read %d in %s", len(out), time.Since(start))
 	checkExactlyOnce(t, "outputs", out, want)
 	r.stop(t)
+
+	// Committed offsets carry the flows' position in samsa.flows.
+	offs, err := e.adm.FetchOffsets(t.Context(), e.group)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, ps := range offs[src] {
+		n++
+		if got := parseMetadata(&ps.Metadata); got <= 0 || got > st.Snapshot().Offset {
+			t.Fatalf("partition %d: commit metadata %q", ps.Partition, ps.Metadata)
+		}
+	}
+	if n != 3 {
+		t.Fatalf("%d partitions committed, want 3", n)
+	}
 }

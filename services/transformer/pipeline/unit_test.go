@@ -18,6 +18,7 @@ import (
 	"github.com/samsa-dev/samsa/pkg/dlq"
 	"github.com/samsa-dev/samsa/pkg/event"
 	"github.com/samsa-dev/samsa/pkg/flow"
+	"github.com/samsa-dev/samsa/pkg/kafka"
 	"github.com/samsa-dev/samsa/pkg/stats"
 	samsav1 "github.com/samsa-dev/samsa/proto/samsa/v1"
 )
@@ -424,4 +425,48 @@ func (t *table) flowIndex(name string) int {
 func benchWorkers() int {
 	n, _ := strconv.Atoi(os.Getenv("SAMSA_BENCH_WORKERS"))
 	return n
+}
+
+// TestWaitForFlows: a partition whose last commit ran flows the local store
+// has not reached yet is not consumed until the store gets there.
+func TestWaitForFlows(t *testing.T) {
+	st, err := flow.NewStore(&kafka.Config{Brokers: []string{"127.0.0.1:1"}}, zap.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		// Run with a done context only closes the store's client.
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		_ = st.Run(ctx)
+	})
+	p := &Pipeline{store: st, log: zap.NewNop()}
+	resp := func(metas ...string) *kmsg.OffsetFetchResponse {
+		r := kmsg.NewPtrOffsetFetchResponse()
+		g := kmsg.NewOffsetFetchResponseGroup()
+		gt := kmsg.NewOffsetFetchResponseGroupTopic()
+		for i, m := range metas {
+			pt := kmsg.NewOffsetFetchResponseGroupTopicPartition()
+			pt.Partition = int32(i)
+			pt.Metadata = kmsg.StringPtr(m)
+			gt.Partitions = append(gt.Partitions, pt)
+		}
+		g.Topics = append(g.Topics, gt)
+		r.Groups = append(r.Groups, g)
+		return r
+	}
+	// Nothing to wait for: no metadata of ours, or the store is there.
+	for _, metas := range [][]string{{""}, {"member-1", "other"}, {"samsa-flows=0"}} {
+		if err := p.onOffsetsFetched(context.Background(), nil, resp(metas...)); err != nil {
+			t.Fatalf("%v: %v", metas, err)
+		}
+	}
+	// The store (not running, at offset 0) is behind: blocks until the
+	// assignment is given up.
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	if err := p.onOffsetsFetched(ctx, nil, resp("samsa-flows=3", "samsa-flows=7")); err == nil || time.Since(start) < 150*time.Millisecond {
+		t.Fatalf("returned %v after %s, want to wait for the store", err, time.Since(start))
+	}
 }
