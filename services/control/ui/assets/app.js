@@ -205,6 +205,7 @@ function rates(history, field) {
 }
 
 function sparkPath(values, w, h) {
+  if (values.length === 1) values = [values[0], values[0]];
   if (values.length < 2) return "";
   const max = Math.max(...values, 1e-9);
   const step = w / (values.length - 1);
@@ -212,14 +213,14 @@ function sparkPath(values, w, h) {
 }
 
 function sparkline(history) {
-  const w = 120, h = 26;
+  const w = 120, h = 22;
   const inR = rates(history || [], "received").map((p) => p.v);
   const outR = rates(history || [], "delivered").map((p) => p.v);
   const s = svg("svg", { class: "spark", width: w, height: h, viewBox: `0 0 ${w} ${h}`, role: "img" });
   const total = inR.reduce((a, b) => a + b, 0);
-  s.setAttribute("aria-label", inR.length < 2 ? "no history yet" :
+  s.setAttribute("aria-label", inR.length < 1 ? "no history yet" :
     `last hour: in up to ${fmtRate(Math.max(...inR))}/s, out up to ${fmtRate(Math.max(...outR, 0))}/s`);
-  if (inR.length >= 2) {
+  if (inR.length >= 1) {
     const max = Math.max(...inR, ...outR, 1e-9);
     const scaled = (vals) => vals.map((v) => v / max);
     s.append(svg("path", { d: sparkPath(scaled(inR), w, h), fill: "none", stroke: "#0b57d0", "stroke-width": 1.5 }));
@@ -239,7 +240,7 @@ function chart(title, series, unitFmt, opts = {}) {
   const wrap = el("figure", { class: "card chartcard" });
   wrap.append(el("h2", { text: title }));
   const s = svg("svg", { class: "chart", width: "100%", viewBox: `0 0 ${w} ${h}`, role: "img" });
-  if (all.length < 2) {
+  if (!series.some((se) => se.points.length >= 2)) {
     s.setAttribute("aria-label", title + ": not enough data yet");
     const t = svg("text", { x: w / 2, y: h / 2, "text-anchor": "middle" });
     t.textContent = "collecting data…";
@@ -360,6 +361,7 @@ async function refreshOverview() {
   }
   if (!state.route || state.route.page !== "overview") return;
   const o = state.overview;
+  if (o.firstRender) window.samsaDataAt = performance.now();
   const seen = new Set();
   for (const st of data.statuses || []) {
     seen.add(st.name);
