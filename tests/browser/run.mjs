@@ -256,6 +256,13 @@ async function main() {
   // Pause and resume from the flow page.
   await page.getByRole("link", { name: "orders", exact: true }).click();
   await page.locator('#fp-state[data-state="active"]').waitFor();
+  // Escape cancels the confirmation: nothing happens.
+  await page.getByRole("button", { name: "Pause" }).focus();
+  await page.keyboard.press("Enter");
+  await page.getByRole("dialog").waitFor();
+  await page.keyboard.press("Escape");
+  await page.getByRole("dialog").waitFor({ state: "hidden" });
+  assert((await call("GET", "/v1/flows/orders")).json().paused !== true, "Escape paused the flow");
   await page.getByRole("button", { name: "Pause" }).click();
   await page.getByRole("dialog").getByRole("button", { name: "Pause" }).click();
   await page.locator('#fp-state[data-state="paused"]').waitFor({ timeout: 15000 });
@@ -329,6 +336,17 @@ async function main() {
   assert(await page.locator("#flows-body tr").first().getAttribute("data-flow") === "load-000", "sort by name");
   await page.keyboard.press("Enter");
   assert(await page.locator("#flows-body tr").first().getAttribute("data-flow") === "rejects", "sort by name, descending");
+
+  // Focus is visible.
+  await page.getByLabel("Filter", { exact: true }).focus();
+  await page.keyboard.press("Tab");
+  await page.keyboard.press("Tab");
+  const focused = await page.evaluate(() => {
+    const e = document.activeElement;
+    return { text: e.textContent, outline: getComputedStyle(e).outlineStyle };
+  });
+  assert(focused.outline !== "none", `no visible focus on ${focused.text}`);
+  await shot(page, "11-keyboard-focus", false);
 
   // Sources page.
   await page.getByRole("link", { name: "Sources" }).click();
