@@ -29,6 +29,7 @@ type Config struct {
 	Pipeline   pipeline.Config
 	Kafka      kafka.Config
 	Log        telemetry.LogConfig
+	Trace      telemetry.TraceConfig
 	AdminAddr  string
 	FlowsTopic string
 }
@@ -37,6 +38,7 @@ func (c *Config) registerFlags(fs *flag.FlagSet) {
 	c.Pipeline.RegisterFlags(fs)
 	c.Kafka.RegisterFlags(fs)
 	c.Log.RegisterFlags(fs)
+	c.Trace.RegisterFlags(fs)
 	fs.StringVar(&c.AdminAddr, "admin-addr", "127.0.0.1:8082", "address of the admin HTTP server (/metrics, /healthz, /readyz)")
 	fs.StringVar(&c.FlowsTopic, "flows-topic", kafka.FlowsTopic, "topic holding sources and flows")
 }
@@ -60,6 +62,11 @@ func run() error {
 		return err
 	}
 	defer func() { _ = log.Sync() }()
+	stopTracing, err := telemetry.SetupTracing(context.Background(), cfg.Trace, "transformer")
+	if err != nil {
+		return err
+	}
+	defer func() { _ = stopTracing(context.Background()) }()
 
 	reg := telemetry.NewRegistry()
 	store, err := flow.NewStore(&cfg.Kafka, log, flow.WithTopic(cfg.FlowsTopic))

@@ -10,12 +10,16 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
 
 	"github.com/samsa-dev/samsa/pkg/dlq"
 	"github.com/samsa-dev/samsa/pkg/event"
 	"github.com/samsa-dev/samsa/pkg/script"
 	"github.com/samsa-dev/samsa/pkg/stats"
+	"github.com/samsa-dev/samsa/pkg/telemetry"
 )
 
 const (
@@ -401,6 +405,19 @@ func (in *input) traceHeaders() []kgo.RecordHeader {
 	return in.headers
 }
 
+// traceHeaders are W3C trace context headers.
+func traceHeaders(parent, state string) []kgo.RecordHeader {
+	h := []kgo.RecordHeader{{Key: "traceparent", Value: []byte(parent)}}
+	if state != "" {
+		h = append(h, kgo.RecordHeader{Key: "tracestate", Value: []byte(state)})
+	}
+	return h
+}
+
+// tracer records the transformer's spans (the global provider: tracing is
+// configured by the binary, or by a test).
+var tracer = telemetry.Tracer("transformer")
+
 // originalEnvelope is what a dead letter of in carries.
 func (in *input) originalEnvelope() []byte {
 	if in.envelope == nil {
@@ -430,12 +447,32 @@ func (w *worker) apply(c *chunk, i int32, in *input, f *flowRoute) {
 		w.deadLetter(c, i, r, f, in.originalEnvelope(), f.compileErr.Stage, "does not compile: "+f.compileErr.Error(), ev.ID, false)
 		return
 	}
+	// A traced event gets a span of its own, and its outputs carry that
+	// span's context so the deliverer's span is its child. Untraced events
+	// (and tracing off: the span does not record) cost nothing here.
+	tp, ts, traced := ev.TraceParent, ev.TraceState, false
+	var span trace.Span
+	if ev.TraceParent != "" {
+		var sctx context.Context
+		sctx, span = tracer.Start(telemetry.EventContext(w.ctx, ev), "samsa.transform",
+			trace.WithSpanKind(trace.SpanKindConsumer),
+			trace.WithAttributes(attribute.String("samsa.flow", f.name), attribute.String("samsa.event_id", ev.ID)))
+		if span.IsRecording() {
+			var carrier event.Event
+			telemetry.InjectEvent(sctx, &carrier)
+			tp, ts, traced = carrier.TraceParent, carrier.TraceState, true
+		}
+		defer span.End()
+	}
 	start := time.Now()
 	res, err := f.prog.Run(w.ctx, ev)
 	f.metrics.latency.Observe(time.Since(start).Seconds())
 	if err != nil {
 		var se *script.Error
 		if errors.As(err, &se) {
+			if traced {
+				span.SetStatus(codes.Error, se.Error())
+			}
 			w.deadLetter(c, i, r, f, in.originalEnvelope(), se.Stage, se.Error(), ev.ID, false)
 			return
 		}
@@ -460,12 +497,12 @@ func (w *worker) apply(c *chunk, i int32, in *input, f *flowRoute) {
 			ContentType: o.ContentType,
 			Data:        o.Data,
 			Attributes:  o.Attributes,
-			TraceParent: ev.TraceParent,
-			TraceState:  ev.TraceState,
+			TraceParent: tp,
+			TraceState:  ts,
 		}
 		var rec *kgo.Record
 		var err error
-		if n == 0 && in.envelope != nil && unchanged(o, ev) {
+		if n == 0 && in.envelope != nil && !traced && unchanged(o, ev) {
 			// The output is the input event itself (a filter-only
 			// flow, or a transform returning event): its envelope is
 			// the source record's value, no need to encode it again.
@@ -475,7 +512,11 @@ func (w *worker) apply(c *chunk, i int32, in *input, f *flowRoute) {
 			rec, err = w.encode(f.outTopic, w.key(r, o.Key), r.Partition, &out)
 		}
 		if err == nil {
-			rec.Headers = in.traceHeaders()
+			if traced {
+				rec.Headers = traceHeaders(tp, ts)
+			} else {
+				rec.Headers = in.traceHeaders()
+			}
 		}
 		if err != nil {
 			c.out, c.src = c.out[:mark], c.src[:mark]
