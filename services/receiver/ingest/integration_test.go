@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/http"
 	"slices"
 	"strconv"
@@ -389,5 +390,37 @@ func TestConfigRefusesToStartWithoutKeys(t *testing.T) {
 	cfg.MaxBufferedBytes = cfg.MaxBodyBytes
 	if err := cfg.Validate(); err == nil {
 		t.Fatal("a buffer smaller than two bodies was accepted")
+	}
+}
+
+// Run returns (with the error) when a server cannot serve, instead of
+// waiting for the other one.
+func TestRunStopsWhenAServerFails(t *testing.T) {
+	brokers := testBrokers(t)
+	kcfg := &kafka.Config{Brokers: brokers, ReplicationFactor: 1}
+	httpLn, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	grpcLn, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	grpcLn.Close() // gRPC's Serve fails at once
+	cfg := DefaultConfig()
+	cfg.Insecure = true
+	r, err := New(cfg, kcfg, nil, nil, nil, WithListeners(httpLn, grpcLn))
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- r.Run(context.Background()) }()
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Fatal("Run returned nil after its gRPC listener failed")
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("Run kept running after its gRPC server failed")
 	}
 }

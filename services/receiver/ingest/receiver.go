@@ -207,12 +207,15 @@ func (r *Receiver) Run(ctx context.Context) error {
 		MaxHeaderBytes:    256 << 10,
 		ErrorLog:          zap.NewStdLog(r.log.Named("http")),
 	}
+	// If one server fails, the other stops too: serveCtx ends both.
+	serveCtx, stopServing := context.WithCancel(ctx)
+	defer stopServing()
 	errc := make(chan error, 2)
-	go func() { errc <- telemetry.Serve(ctx, srv, httpLn, r.cfg.DrainTimeout, r.log) }()
+	go func() { errc <- telemetry.Serve(serveCtx, srv, httpLn, r.cfg.DrainTimeout, r.log) }()
 	servers := 1
 	if grpcLn != nil {
 		servers++
-		go func() { errc <- r.serveGRPC(ctx, grpcLn) }()
+		go func() { errc <- r.serveGRPC(serveCtx, grpcLn) }()
 	}
 	r.log.Info("receiver listening", zap.String("http", httpLn.Addr().String()), zap.Stringer("grpc", addrOf(grpcLn)),
 		zap.Bool("insecure", r.cfg.Insecure))
@@ -224,6 +227,7 @@ func (r *Receiver) Run(ctx context.Context) error {
 		servers--
 	}
 	r.draining.Store(true)
+	stopServing()
 	for ; servers > 0; servers-- {
 		if err := <-errc; err != nil && first == nil && !errors.Is(err, http.ErrServerClosed) {
 			first = err
