@@ -245,3 +245,36 @@ func mustSignID(t *testing.T, s *samsav1.Signature, sec string, body []byte, now
 	}
 	return h
 }
+
+// FuzzAuthenticate feeds arbitrary signature headers to every preset: no
+// panic, every failure is an *Error, and what Sign produces always passes.
+func FuzzAuthenticate(f *testing.F) {
+	f.Add("t=1700000000,v1=abc", "sha256=00", "v1,AAAA v1a,x", "1700000000", []byte(`{}`))
+	f.Add("", "", "", "", []byte(nil))
+	f.Fuzz(func(t *testing.T, stripeHdr, ghHdr, swHdr, swTime string, body []byte) {
+		now := time.Unix(1_700_000_000, 0)
+		for _, sig := range []*samsav1.Signature{
+			{Preset: "github", Secret: "s"},
+			{Preset: "stripe", Secret: "s"},
+			{Preset: "standard-webhooks", Secret: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"},
+			{Preset: "generic", Secret: "s", Header: "X-Sig", Encoding: "base64", Prefix: "v="},
+		} {
+			v, err := New(&samsav1.SourceAuth{Signature: sig}, nil, WithClock(func() time.Time { return now }))
+			if err != nil {
+				t.Fatal(err)
+			}
+			h := hdr("Stripe-Signature", stripeHdr, "X-Hub-Signature-256", ghHdr, "X-Sig", ghHdr,
+				"webhook-id", "msg", "webhook-timestamp", swTime, "webhook-signature", swHdr)
+			if err := v.Authenticate(h, body); err != nil && reason(err) == "" {
+				t.Fatalf("%s: error %v is not an *Error", sig.Preset, err)
+			}
+			good, err := Sign(sig, sig.Secret, body, now, "msg")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := v.Authenticate(good, body); err != nil {
+				t.Fatalf("%s: a signed request fails: %v", sig.Preset, err)
+			}
+		}
+	})
+}
