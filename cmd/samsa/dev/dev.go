@@ -332,7 +332,7 @@ func printBanner(out io.Writer, c Config, brokers string) {
 	}
 	auth := "none (loopback only)"
 	tokenFlag := ""
-	if c.Token != "" {
+	if c.Token != "" || len(c.Tokens) > 0 {
 		auth = "bearer token required on the control API"
 		tokenFlag = " --token $SAMSA_TOKEN"
 	}
@@ -340,6 +340,7 @@ func printBanner(out io.Writer, c Config, brokers string) {
 samsa dev is running.
 
   control API   http://%s   (gRPC %s)   /metrics /healthz /readyz
+  dashboard     http://%s/ui/
   ingest API    http://%s   (gRPC %s)
   Kafka         %s   %s
   data          %s
@@ -353,5 +354,5 @@ Next, in another terminal:
   bin/samsa status big-orders%s
 
 Ctrl-C stops everything (in-flight work is finished first).
-`, c.ControlHTTP, c.ControlGRPC, c.ReceiverHTTP, c.ReceiverGRPC, brokers, kafkaDesc, data, auth, tokenFlag, tokenFlag)
+`, c.ControlHTTP, c.ControlGRPC, c.ControlHTTP, c.ReceiverHTTP, c.ReceiverGRPC, brokers, kafkaDesc, data, auth, tokenFlag, tokenFlag)
 }
