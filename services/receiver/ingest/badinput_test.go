@@ -66,6 +66,7 @@ func TestBadInputs(t *testing.T) {
 		{"event too large for a record", keyed, "application/json", []byte(`"` + strings.Repeat("x", 9000) + `"`), bearer, 413, "more than the 8192 bytes a record may hold"},
 		{"bad line in a batch", keyed, "application/x-ndjson", []byte("{}\n{}\n{\"a\":}\n{}\n"), bearer, 400, "line 3, column 6: invalid JSON"},
 		{"bad event in a CloudEvents batch", keyed, "application/cloudevents-batch+json", []byte(`[{"specversion":"1.0","id":"a"},{"specversion":"1.0"}]`), bearer, 400, "event 2 (line 1): missing required attribute id"},
+		{"duplicate ids in a batch", keyed, "application/cloudevents-batch+json", []byte(`[{"specversion":"1.0","id":"a"},{"specversion":"1.0","id":"b"},{"specversion":"1.0","id":"a"}]`), bearer, 400, `event 3: id "a" is also the id of event 1`},
 		{"bad ce-id", keyed, "application/json", body, with(bearer, "Ce-Id", "id\twith tab"), 400, "ce-id or Idempotency-Key header): non-printable character"},
 		{"too long idempotency key", keyed, "application/json", body, with(bearer, "Idempotency-Key", strings.Repeat("k", 300)), 400, "longer than 256 bytes"},
 		{"bad ce-time", keyed, "application/json", body, with(bearer, "Ce-Time", "now"), 400, "not an RFC 3339 time"},

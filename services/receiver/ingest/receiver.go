@@ -353,6 +353,11 @@ func (r *Receiver) ingest(in *request) (ids []string, err error) {
 		}
 		ids[i] = e.ID
 	}
+	if len(events) > 1 && missing < len(events) {
+		if err := uniqueIDs(events); err != nil {
+			return nil, err
+		}
+	}
 	if err := st.reserve(len(events), start); err != nil {
 		return nil, err
 	}
@@ -374,6 +379,23 @@ func (r *Receiver) ingest(in *request) (ids []string, err error) {
 	}
 	n = len(events)
 	return ids, nil
+}
+
+// uniqueIDs refuses a batch that gives two events the same id: downstream,
+// the second would be taken for a retry of the first and dropped.
+func uniqueIDs(events []event.Event) error {
+	seen := make(map[string]int, len(events))
+	for i := range events {
+		id := events[i].ID
+		if id == "" {
+			continue
+		}
+		if j, dup := seen[id]; dup {
+			return errorf(ErrMalformed, "event %d: id %q is also the id of event %d: ids must be unique", i+1, id, j+1)
+		}
+		seen[id] = i
+	}
+	return nil
 }
 
 // record counts a finished request and logs failures.
