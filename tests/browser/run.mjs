@@ -235,7 +235,8 @@ async function main() {
   await page.locator("#toast").filter({ hasText: "Redrive done: 1 of 1" }).waitFor({ timeout: 30000 });
   await page.locator("#fp-dlq").filter({ hasText: /^0$/ }).waitFor({ timeout: 30000 });
   await page.locator('tr[data-stage="delivered"] td').first().filter({ hasText: /^1$/ }).waitFor({ timeout: 30000 });
-  log("dead letter redriven and delivered");
+  await page.locator("#fp-adds.ok").filter({ hasText: "redriven 1" }).waitFor({ timeout: 30000 });
+  log("dead letter redriven and delivered; the counts add up");
 
   // The transform playground.
   await page.getByLabel("Sample events (JSON list)").fill(JSON.stringify([{ type: "order.created", data: { id: "o-9", amount: 21 } }]));

@@ -512,17 +512,21 @@ async function refreshFlow(name) {
 
   const c = st.counts || {};
   const rcv = num(c.received), fo = num(c.filteredOut), tr = num(c.transformed), dl = num(c.delivered), dq = num(c.deadLettered), inf = num(c.inFlight);
-  const adds = rcv === fo + dl + dq + inf;
+  const rd = num(c.redriven);
+  // Redriven dead letters go through delivery again and count again.
+  const adds = rcv + rd === fo + dl + dq + inf;
   $("#fp-counts").replaceChildren(
     el("table", { class: "counts" },
       el("thead", {}, el("tr", {}, el("th", { scope: "col", text: "Stage" }), el("th", { scope: "col", class: "num", text: "Events" }), el("th", { scope: "col", class: "num", text: "Per second" }))),
       el("tbody", {},
         [["Received", rcv, st.rates && st.rates.received, "received"], ["Filtered out", fo, st.rates && st.rates.filteredOut, "filtered"],
           ["Transformed", tr, st.rates && st.rates.transformed, "transformed"], ["Delivered", dl, st.rates && st.rates.delivered, "delivered"],
-          ["Dead-lettered", dq, st.rates && st.rates.deadLettered, "dead-lettered"], ["In flight", inf, null, "in-flight"]]
+          ["Dead-lettered", dq, st.rates && st.rates.deadLettered, "dead-lettered"], ["Redriven from the DLQ", rd, null, "redriven"],
+          ["In flight", inf, null, "in-flight"]]
           .map(([l, n, r, id]) => el("tr", { "data-stage": id }, el("th", { scope: "row", text: l }), el("td", { class: "num", text: String(n) }), el("td", { class: "num", text: r === null ? "" : fmtRate(r) }))))),
     el("p", { class: adds ? "ok" : "bad", id: "fp-adds" },
-      `received ${rcv} = filtered out ${fo} + delivered ${dl} + dead-lettered ${dq} + in flight ${inf}` + (adds ? " ✓" : " (reports still arriving)")));
+      `received ${rcv}` + (rd ? ` + redriven ${rd}` : "") + ` = filtered out ${fo} + delivered ${dl} + dead-lettered ${dq} + in flight ${inf}` +
+      (adds ? " ✓" : " (reports still arriving)")));
   $("#fp-health").replaceChildren(el("dl", { class: "kv" },
     el("dt", { text: "Breaker" }), el("dd", {}, el("span", { class: "b-" + (st.breaker || "closed"), text: st.breaker || "closed" })),
     el("dt", { text: "Lag (transform / delivery)" }), el("dd", { text: `${fmtNum(st.transformLag)} / ${fmtNum(st.deliveryLag)} records` }),
