@@ -15,6 +15,7 @@ import (
 // destination is down, events sent, dev stopped (SIGTERM) and started again
 // on the same directory, the destination brought up: every event arrives.
 func TestDevDataDir(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	controlHTTP := harness.FreeAddr(t)
 	receiverHTTP := harness.FreeAddr(t)
@@ -53,8 +54,11 @@ func TestDevDataDir(t *testing.T) {
 	})
 	t.Logf("before the restart: %v", st)
 
+	stopAt := time.Now()
 	dev.Stop()
+	t.Logf("samsa dev stopped in %s (SIGTERM, destination down)", time.Since(stopAt).Round(time.Millisecond))
 	dev.Restart(t)
+	t.Logf("samsa dev ready again after %s", time.Since(stopAt).Round(time.Millisecond))
 	for _, path := range []string{"/v1/sources/devsrc", "/v1/flows/devflow"} {
 		if err := ctl.Do(http.MethodGet, path, nil, nil); err != nil {
 			t.Errorf("after the restart: %v", err)
