@@ -228,6 +228,20 @@ func (r Result) Assert(t testing.TB) Result {
 // the event ids of their envelopes, in offset order per partition. It stops
 // once the topic has been idle for three seconds.
 func ReadIDs(ctx context.Context, brokers, topic string) ([]string, error) {
+	ds, err := ReadDeliveries(ctx, brokers, topic)
+	ids := make([]string, len(ds))
+	for i, d := range ds {
+		ids[i] = d.WebhookID
+	}
+	sort.Strings(ids)
+	return ids, err
+}
+
+// ReadDeliveries reads a Kafka destination topic (envelope format) with
+// read_committed, from the start until it has been idle for three seconds,
+// as deliveries: the event id and payload of every record, in offset order
+// per partition.
+func ReadDeliveries(ctx context.Context, brokers, topic string) ([]Delivery, error) {
 	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers), kgo.ConsumeTopics(topic),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		kgo.FetchMaxWait(300*time.Millisecond))
@@ -235,7 +249,7 @@ func ReadIDs(ctx context.Context, brokers, topic string) ([]string, error) {
 		return nil, err
 	}
 	defer cl.Close()
-	var ids []string
+	var out []Delivery
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	for {
@@ -251,19 +265,13 @@ func ReadIDs(ctx context.Context, brokers, topic string) ([]string, error) {
 				decodeErr = err
 				return
 			}
-			ids = append(ids, ev.ID)
+			out = append(out, Delivery{WebhookID: ev.ID, Body: ev.Data, Status: 200, At: rec.Timestamp})
 		})
 		if decodeErr != nil {
-			return ids, decodeErr
+			return out, decodeErr
 		}
-		if n == 0 {
-			if ctx.Err() != nil {
-				return ids, nil
-			}
-			if pctx.Err() != nil {
-				sort.Strings(ids)
-				return ids, nil
-			}
+		if n == 0 && (ctx.Err() != nil || pctx.Err() != nil) {
+			return out, nil
 		}
 	}
 }
