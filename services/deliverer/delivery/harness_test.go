@@ -33,6 +33,10 @@ import (
 )
 
 func TestMain(m *testing.M) {
+	if rate, ok := os.LookupEnv(envSink); ok {
+		runSink(rate)
+		return
+	}
 	code := kafkatest.RunMain(m)
 	pgtest.Shutdown()
 	os.Exit(code)

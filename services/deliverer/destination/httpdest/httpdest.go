@@ -56,7 +56,6 @@ type Destination struct {
 	url      string
 	host     string
 	signer   *Signer
-	client   *http.Client
 	tr       *http.Transport
 	hostErr  error
 	headers  http.Header
@@ -119,12 +118,9 @@ func New(cfg Config) (*Destination, error) {
 		ResponseHeaderTimeout: cfg.Timeout,
 		DisableCompression:    true,
 	}
-	d.client = &http.Client{
-		Transport: d.tr,
-		// Redirects are not followed: a webhook endpoint that redirects
-		// is misconfigured, and following could leave the checked host.
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-	}
+	// Redirects are not followed (requests go to the transport, not a
+	// client): a webhook endpoint that redirects is misconfigured, and
+	// following could leave the checked host.
 	return d, nil
 }
 
@@ -155,7 +151,8 @@ func (d *Destination) deliver(ctx context.Context, it *destination.Item) destina
 	if err != nil {
 		return destination.Result{Class: destination.Permanent, Status: "request", Err: err.Error()}
 	}
-	h := req.Header
+	h := make(http.Header, len(d.headers)+16)
+	req.Header = h
 	for k, v := range d.headers {
 		h[k] = v
 	}
@@ -179,11 +176,16 @@ func (d *Destination) deliver(ctx context.Context, it *destination.Item) destina
 	}
 	setCloudEvents(h, it, set)
 
-	resp, err := d.client.Do(req)
+	// The transport directly: the client would copy the headers for
+	// redirects, which are not followed anyway.
+	resp, err := d.tr.RoundTrip(req)
 	if err != nil {
 		return classifyError(ctx, err)
 	}
-	excerpt, _ := io.ReadAll(io.LimitReader(resp.Body, dlq.MaxResponseExcerpt))
+	var excerpt []byte
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		excerpt, _ = io.ReadAll(io.LimitReader(resp.Body, dlq.MaxResponseExcerpt))
+	}
 	_, _ = io.CopyN(io.Discard, resp.Body, maxDrain)
 	resp.Body.Close()
 	return classifyStatus(resp, excerpt, d.cfg.Now())
