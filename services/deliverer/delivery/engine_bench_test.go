@@ -32,8 +32,10 @@ func (f *fakeDest) Deliver(_ context.Context, items []destination.Item, res []de
 		f.ok.Add(1)
 	}
 }
-func (f *fakeDest) Capabilities() destination.Capabilities { return destination.Capabilities{MaxBatch: 1} }
-func (f *fakeDest) Close() error                           { return nil }
+func (f *fakeDest) Capabilities() destination.Capabilities {
+	return destination.Capabilities{MaxBatch: 1}
+}
+func (f *fakeDest) Close() error { return nil }
 
 // benchEngine measures the engine alone (lanes, dispatch, outcomes,
 // watermarks; no Kafka, no network): b.N events on 6 partitions and 10000
