@@ -62,6 +62,7 @@ func TestFaults(t *testing.T) {
 		name   string
 		poison bool
 		long   bool // SAMSA_FAULTS=1 only
+		big    bool // 20,000 events instead of 3,000
 		// statusBug: a known bug breaks the status counts here.
 		statusBug string
 		mid       func(*testing.T, *scenario, *harness.Load)
@@ -87,7 +88,7 @@ func TestFaults(t *testing.T) {
 		}},
 		{name: "poison", poison: true},
 		{name: "pause-and-change", mid: pauseAndChange},
-		{name: "kill-repeatedly", long: true,
+		{name: "kill-repeatedly", long: true, big: true,
 			statusBug: "see kill-deliverer and kill-transformer", mid: func(t *testing.T, s *scenario, l *harness.Load) {
 				for i := 1; i <= 6; i++ {
 					afterDeliveries(t, s, i*2000)
@@ -107,7 +108,7 @@ func TestFaults(t *testing.T) {
 			s := newScenario(t, c, tc.name, nil)
 			s.statusBug = tc.statusBug
 			l := s.load(10, 300, 20, 100*time.Millisecond) // 3,000 events over a few seconds
-			if tc.long {
+			if tc.big {
 				l = s.load(20, 1000, 20, 100*time.Millisecond) // 20,000 events
 			}
 			if tc.poison {
@@ -293,15 +294,16 @@ func TestReplicas(t *testing.T) {
 
 // TestFirstEventsOfNewFlow sends events right after a source's first flow
 // is created, without warm-up events: every acknowledged event must be
-// delivered. It fails while the transformer's start-offset lookup can skip
-// records appended while it resolves the offset (see warmups).
+// delivered. It can fail (a race: it did in two of eleven scenarios before
+// they sent warm-up events) while the transformer's start-offset lookup can
+// skip records appended while it resolves the offset (see warmups).
 func TestFirstEventsOfNewFlow(t *testing.T) {
 	if !faults() {
-		t.Skip("known failure, runs with SAMSA_FAULTS=1 (make test-faults)")
+		t.Skip("known bug, racy: runs with SAMSA_FAULTS=1 (make test-faults)")
 	}
 	c := harness.NewCluster(t)
 	c.StartAll()
-	for i := range 3 {
+	for i := range 6 {
 		name := fmt.Sprintf("first-events-%d", i)
 		t.Run(name, func(t *testing.T) {
 			must(t, c.Control().PutSource(name, map[string]any{
