@@ -39,7 +39,11 @@ func TestBrokerOutage(t *testing.T) {
 		c.MaxBufferedBytes = maxBuffered
 	})
 	name := h.putSource(keyedSource(uniqueName("outage"))).GetName()
-	h.mustAccept(name, "application/json", []byte(`{"warm":"up"}`), bearer...)
+	// A broker just started can take a while to elect the new topic's
+	// leaders: warm up until a request goes through.
+	waitFor(t, time.Minute, "a first accepted request", func() bool {
+		return h.post(name, "application/json", []byte(`{"warm":"up"}`), bearer...).status == http.StatusAccepted
+	})
 
 	type result struct {
 		status int

@@ -89,7 +89,6 @@ func newHarness(t testing.TB, brokers []string, adjust func(*Config), opts ...Op
 	}
 	cfg := DefaultConfig()
 	cfg.SecretKeys = []string{testSecretKey}
-	cfg.ProduceTimeout = 5 * time.Second
 	cfg.DrainTimeout = 20 * time.Second
 	if adjust != nil {
 		adjust(&cfg)

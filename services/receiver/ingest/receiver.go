@@ -372,7 +372,7 @@ func (r *Receiver) ingest(in *request) (ids []string, err error) {
 		}
 	}
 	if r.cfg.CreateTopics {
-		st.ensureTopic(context.Background(), r.cl, r.kcfg, r.cfg.MaxEventBytes, min(r.cfg.ProduceTimeout, 10*time.Second), r.log)
+		st.ensureTopic(context.Background(), r.cl, r.kcfg, r.cfg.MaxEventBytes, ensureTimeout, r.log)
 	}
 	if err := r.prod.produce(st.topic, events, st.m.ackLatency); err != nil {
 		return nil, err
@@ -380,6 +380,10 @@ func (r *Receiver) ingest(in *request) (ids []string, err error) {
 	n = len(events)
 	return ids, nil
 }
+
+// ensureTimeout bounds creating a source's topic and waiting for its
+// partition leaders, once per source.
+const ensureTimeout = 15 * time.Second
 
 // uniqueIDs refuses a batch that gives two events the same id: downstream,
 // the second would be taken for a retry of the first and dropped.

@@ -2,6 +2,8 @@ package ingest
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"math"
 	"strconv"
 	"sync"
@@ -177,11 +179,46 @@ func (st *sourceState) ensureTopic(ctx context.Context, cl *kgo.Client, kcfg *ka
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	err := kcfg.EnsureTopics(ctx, cl, kafka.TopicSpec{Name: st.topic, Partitions: st.partitions, Replication: -1, Configs: configs})
+	if err == nil {
+		// A topic created a moment ago has no partition leaders yet: wait
+		// for them, so that its first events do not spend their delivery
+		// timeout waiting for metadata.
+		err = waitLeaders(ctx, cl, st.topic)
+	}
 	if err != nil {
 		log.Warn("cannot ensure the source topic exists", zap.String("source", st.name), zap.String("topic", st.topic), zap.Error(err))
 		return
 	}
 	st.ensured.Store(true)
+}
+
+// waitLeaders polls the topic's metadata until every partition has a
+// leader.
+func waitLeaders(ctx context.Context, cl *kgo.Client, topic string) error {
+	adm := kadm.NewClient(cl)
+	for {
+		tds, err := adm.ListTopics(ctx, topic)
+		if err == nil {
+			td := tds[topic]
+			err = td.Err
+			if err == nil && len(td.Partitions) == 0 {
+				err = errors.New("no partitions yet")
+			}
+			for _, p := range td.Partitions {
+				if err == nil && (p.Err != nil || p.Leader < 0) {
+					err = fmt.Errorf("partition %d has no leader yet", p.Partition)
+				}
+			}
+		}
+		if err == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("topic %s not ready: %w", topic, err)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 }
 
 // ensureEvery spaces out attempts to create a topic while they fail.
