@@ -73,7 +73,7 @@ func measure(b *testing.B, e *env, n int, done func(*Deliverer) int) {
 			buffered += s.Buffered
 		}
 		samples++
-		time.Sleep(5 * time.Millisecond)
+		time.Sleep(20 * time.Millisecond)
 	}
 	end := time.Now()
 	cpu := cpuTime() - cpu0
