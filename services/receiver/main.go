@@ -28,11 +28,13 @@ func run() error {
 		cfg  ingest.Config
 		kcfg kafka.Config
 		lcfg telemetry.LogConfig
+		tcfg telemetry.TraceConfig
 	)
 	fs := flag.NewFlagSet("receiver", flag.ContinueOnError)
 	cfg.RegisterFlags(fs)
 	kcfg.RegisterFlags(fs)
 	lcfg.RegisterFlags(fs)
+	tcfg.RegisterFlags(fs)
 	if err := config.Parse(fs, os.Args[1:]); err != nil {
 		return err
 	}
@@ -41,6 +43,11 @@ func run() error {
 		return err
 	}
 	defer func() { _ = log.Sync() }()
+	stopTracing, err := telemetry.SetupTracing(context.Background(), tcfg, "receiver")
+	if err != nil {
+		return err
+	}
+	defer func() { _ = stopTracing(context.Background()) }()
 
 	r, err := ingest.New(cfg, &kcfg, nil, log, telemetry.NewRegistry())
 	if err != nil {

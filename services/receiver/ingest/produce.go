@@ -161,6 +161,15 @@ func (p *producer) produce(topic string, events []event.Event, lat prometheus.Ob
 		if k := b.buf[b.offs[2*i+1]:b.offs[2*i+2]:b.offs[2*i+2]]; len(k) > 0 {
 			r.Key = k
 		}
+		// Trace context also travels in the headers, where Kafka tooling
+		// looks for it (the envelope carries it too).
+		r.Headers = r.Headers[:0]
+		if tp := events[i].TraceParent; tp != "" {
+			r.Headers = append(r.Headers, kgo.RecordHeader{Key: "traceparent", Value: []byte(tp)})
+			if ts := events[i].TraceState; ts != "" {
+				r.Headers = append(r.Headers, kgo.RecordHeader{Key: "tracestate", Value: []byte(ts)})
+			}
+		}
 		// The record delivery timeout bounds the wait; a cancelled caller
 		// must not cancel records that may already be on their way.
 		p.cl.TryProduce(context.Background(), r, b.promise)

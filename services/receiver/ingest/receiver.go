@@ -25,6 +25,9 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
 
@@ -371,6 +374,13 @@ func (r *Receiver) ingest(in *request) (ids []string, err error) {
 			}
 		}
 	}
+	span := startIngestSpan(st.name, events)
+	defer func() {
+		if err != nil {
+			span.SetStatus(codes.Error, err.Error())
+		}
+		span.End()
+	}()
 	if r.cfg.CreateTopics {
 		st.ensureTopic(context.Background(), r.cl, r.kcfg, r.cfg.MaxEventBytes, ensureTimeout, r.log)
 	}
@@ -454,4 +464,34 @@ func (r *Receiver) putEvents(p *[]event.Event) {
 	clear(*p)
 	*p = (*p)[:0]
 	r.eventsPool.Put(p)
+}
+
+// tracer records the receiver's spans (the global provider: tracing is
+// configured by the binary, or by a test).
+var tracer = telemetry.Tracer("receiver")
+
+// startIngestSpan starts the span of one request: its parent is the
+// request's trace context (the traceparent header, which the first event
+// carries), or none, and then the trace starts here. Events whose trace
+// context was the request's continue the span's trace. With tracing off
+// the span does not record and nothing changes.
+func startIngestSpan(source string, events []event.Event) trace.Span {
+	var first event.Event
+	if len(events) > 0 {
+		first = events[0]
+	}
+	ctx, span := tracer.Start(telemetry.EventContext(context.Background(), &first), "samsa.ingest",
+		trace.WithSpanKind(trace.SpanKindServer),
+		trace.WithAttributes(attribute.String("samsa.source", source), attribute.Int("samsa.events", len(events))))
+	if !span.IsRecording() {
+		return span
+	}
+	var c event.Event
+	telemetry.InjectEvent(ctx, &c)
+	for i := range events {
+		if e := &events[i]; e.TraceParent == "" || e.TraceParent == first.TraceParent {
+			e.TraceParent, e.TraceState = c.TraceParent, c.TraceState
+		}
+	}
+	return span
 }
