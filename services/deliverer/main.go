@@ -27,6 +27,7 @@ import (
 type Config struct {
 	Kafka      kafka.Config
 	Log        telemetry.LogConfig
+	Trace      telemetry.TraceConfig
 	Delivery   delivery.Config
 	AdminAddr  string
 	FlowsTopic string
@@ -36,6 +37,7 @@ type Config struct {
 func (c *Config) register(fs *flag.FlagSet) {
 	c.Kafka.RegisterFlags(fs)
 	c.Log.RegisterFlags(fs)
+	c.Trace.RegisterFlags(fs)
 	c.Delivery.RegisterFlags(fs)
 	fs.StringVar(&c.AdminAddr, "admin-addr", "127.0.0.1:8083", "address of /metrics, /healthz and /readyz")
 	fs.StringVar(&c.FlowsTopic, "flows-topic", kafka.FlowsTopic, "topic of sources and flows")
@@ -63,6 +65,11 @@ func run(args []string) error {
 		return err
 	}
 	defer func() { _ = log.Sync() }()
+	stopTracing, err := telemetry.SetupTracing(context.Background(), cfg.Trace, "deliverer")
+	if err != nil {
+		return err
+	}
+	defer func() { _ = stopTracing(context.Background()) }()
 	var box *secret.Box
 	if len(cfg.SecretKeys) > 0 {
 		if box, err = secret.New(cfg.SecretKeys...); err != nil {

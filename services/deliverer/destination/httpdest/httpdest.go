@@ -24,7 +24,13 @@ import (
 	"strings"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/samsa-dev/samsa/pkg/dlq"
+	"github.com/samsa-dev/samsa/pkg/event"
+	"github.com/samsa-dev/samsa/pkg/telemetry"
 	"github.com/samsa-dev/samsa/services/deliverer/destination"
 )
 
@@ -175,7 +181,31 @@ func (d *Destination) deliver(ctx context.Context, it *destination.Item) destina
 		set("Webhook-Signature", d.signer.Sign(ev.ID, ts, ev.Data))
 	}
 	setCloudEvents(h, it, set)
+	// A traced event gets a span per attempt; the destination receives the
+	// span's context, so its own spans join the trace.
+	if ev.TraceParent != "" {
+		sctx, span := tracer.Start(telemetry.EventContext(ctx, ev), "samsa.deliver",
+			trace.WithSpanKind(trace.SpanKindClient),
+			trace.WithAttributes(attribute.String("samsa.event_id", ev.ID), attribute.String("http.url", d.url)))
+		if span.IsRecording() {
+			var c event.Event
+			telemetry.InjectEvent(sctx, &c)
+			set("Traceparent", c.TraceParent)
+			defer span.End()
+			res := d.roundTrip(ctx, req)
+			span.SetAttributes(attribute.String("samsa.status", res.Status))
+			if res.Class != destination.Success {
+				span.SetStatus(codes.Error, res.Err)
+			}
+			return res
+		}
+		span.End()
+	}
+	return d.roundTrip(ctx, req)
+}
 
+// roundTrip sends one request and classifies its outcome.
+func (d *Destination) roundTrip(ctx context.Context, req *http.Request) destination.Result {
 	// The transport directly: the client would copy the headers for
 	// redirects, which are not followed anyway.
 	resp, err := d.tr.RoundTrip(req)
@@ -190,6 +220,9 @@ func (d *Destination) deliver(ctx context.Context, it *destination.Item) destina
 	resp.Body.Close()
 	return classifyStatus(resp, excerpt, d.cfg.Now())
 }
+
+// tracer records the deliverer's spans (the global provider).
+var tracer = telemetry.Tracer("deliverer")
 
 // setCloudEvents sets the CloudEvents binary-mode headers: the context
 // attributes and every extension attribute whose name is a valid header.
