@@ -114,6 +114,13 @@ func newFlowRuntime(d *Deliverer, name string) *flowRuntime {
 		maintenanceGauge: d.m.maintenance.WithLabelValues(name),
 		breakerGauge:     d.m.breaker.WithLabelValues(name),
 	}
+	if d.cl != nil {
+		// Held until a configuration arrives. This also sets the pause
+		// state explicitly: an earlier runtime of the same name (a flow
+		// deleted and created again) may have left the topic paused.
+		d.cl.PauseFetchTopics(f.topic)
+		f.topicPaused = true
+	}
 	go f.dispatch()
 	return f
 }

@@ -568,3 +568,14 @@ func (e *env) groupLag(name string) int64 {
 	})
 	return lag
 }
+
+// deleteFlow writes the flow's tombstone and waits until the store applied it.
+func (e *env) deleteFlow(name string) {
+	e.t.Helper()
+	if err := e.cl.ProduceSync(e.ctx, &kgo.Record{Topic: e.topic, Key: []byte(flow.Key(flow.KindFlow, name))}).FirstErr(); err != nil {
+		e.t.Fatal(err)
+	}
+	if err := e.store.CatchUp(e.ctx); err != nil {
+		e.t.Fatal(err)
+	}
+}

@@ -460,3 +460,42 @@ func TestRebalanceLosesNothing(t *testing.T) {
 	waitFor(t, 20*time.Second, "offsets committed to the end", func() bool { return e.groupLag(name) == 0 })
 	t.Logf("%d deliveries for %d events", len(rcv.delivered()), len(evs))
 }
+
+// Deleting a flow stops its delivery and forgets it; creating it again
+// resumes from the committed offsets, so the events written meanwhile are
+// delivered then.
+func TestFlowDeletedAndRecreated(t *testing.T) {
+	e := newEnv(t)
+	rcv := newReceiver(t)
+	name := flowName()
+	e.createTopics(name, 2)
+	f := httpFlow(name, rcv.url())
+	e.putFlow(f)
+	d := e.start()
+	first := events(name+"a", 20, 4)
+	e.produce(name, first...)
+	waitFor(t, 20*time.Second, "first events delivered", func() bool { return rcv.distinctDelivered() == 20 })
+	waitFor(t, 10*time.Second, "offsets committed", func() bool { return e.groupLag(name) == 0 })
+
+	e.deleteFlow(name)
+	waitFor(t, 30*time.Second, "the flow forgotten", func() bool {
+		for _, s := range d.Stats() {
+			if s.Flow == name {
+				return false
+			}
+		}
+		return true
+	})
+	second := events(name+"b", 20, 4)
+	e.produce(name, second...)
+	deadline := time.Now().Add(time.Second)
+	for time.Now().Before(deadline) {
+		if n := rcv.distinctDelivered(); n != 20 {
+			t.Fatalf("%d events of a deleted flow delivered", n-20)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	e.putFlow(f)
+	waitFor(t, 30*time.Second, "delivery after re-creation", func() bool { return rcv.distinctDelivered() == 40 })
+	checkOrder(t, rcv.delivered(), append(first, second...))
+}
