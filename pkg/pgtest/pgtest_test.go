@@ -12,6 +12,9 @@ import (
 func TestMain(m *testing.M) { os.Exit(RunMain(m)) }
 
 func TestDSNIsolatedDatabases(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts PostgreSQL; not under -short")
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	a, b := DSN(t), DSN(t)

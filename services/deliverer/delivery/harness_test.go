@@ -42,6 +42,22 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
+// testBrokers is the Kafka of the tests: the real broker, or an in-process
+// kfake cluster under -short (make test-unit).
+func testBrokers(t testing.TB) []string {
+	if testing.Short() {
+		return kafkatest.Fake(t)
+	}
+	return kafkatest.Brokers(t)
+}
+
+// needPostgres skips t under -short, which starts no external processes.
+func needPostgres(t testing.TB) {
+	if testing.Short() {
+		t.Skip("needs PostgreSQL; not under -short")
+	}
+}
+
 var nameSeq atomic.Int64
 
 // flowName is a valid flow name unique to this test run.
@@ -69,7 +85,7 @@ func newEnv(t testing.TB) *env {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	t.Cleanup(cancel)
-	kcfg := &kafka.Config{Brokers: kafkatest.Brokers(t), ReplicationFactor: 1}
+	kcfg := &kafka.Config{Brokers: testBrokers(t), ReplicationFactor: 1}
 	log := zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel))
 	cl, err := kcfg.NewClient(log, kgo.DefaultProduceTopic("unused"))
 	if err != nil {

@@ -33,6 +33,7 @@ func pgCount(t *testing.T, conn *pgx.Conn, q string) int {
 // PostgreSQL holds exactly one row per event, also when events are
 // delivered more than once (the same events produced twice here).
 func TestPostgresOneRowPerEvent(t *testing.T) {
+	needPostgres(t)
 	e := newEnv(t)
 	dsn := pgtest.DSN(t)
 	conn, err := pgx.Connect(e.ctx, dsn)

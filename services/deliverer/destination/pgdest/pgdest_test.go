@@ -20,6 +20,9 @@ func TestMain(m *testing.M) { os.Exit(pgtest.RunMain(m)) }
 
 func db(t *testing.T, schema string) (string, *pgx.Conn) {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("needs PostgreSQL; not under -short")
+	}
 	dsn := pgtest.DSN(t)
 	ctx := context.Background()
 	conn, err := pgx.Connect(ctx, dsn)
@@ -175,6 +178,9 @@ func TestSchemaErrorsArePermanent(t *testing.T) {
 }
 
 func TestUnreachableIsRetryable(t *testing.T) {
+	if testing.Short() {
+		t.Skip("slow connection timeouts; not under -short")
+	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
