@@ -235,11 +235,8 @@ func (b *batch) report() {
 	for topic, n := range b.perTop {
 		p.m.records.WithLabelValues(topic).Add(float64(n))
 	}
-	total := make([]flowCounts, len(b.tbl.flows))
+	total := b.totals()
 	for _, w := range b.workers {
-		for i := range w.counts {
-			total[i].add(&w.counts[i])
-		}
 		for _, k := range w.poisonUsed {
 			delete(p.poison, k)
 		}
@@ -259,7 +256,6 @@ func (b *batch) report() {
 			}
 		}
 		if p.counters != nil {
-			p.counters.Add(f.name, fc.c)
 			if e := fc.lastErr; e != nil {
 				p.counters.Error(f.name, e.stage, e.msg, e.eventID, e.at)
 			}
@@ -403,6 +399,38 @@ func (in *input) traceHeaders() []kgo.RecordHeader {
 		}
 	}
 	return in.headers
+}
+
+// totals sums the workers' counts per flow of the table.
+func (b *batch) totals() []flowCounts {
+	total := make([]flowCounts, len(b.tbl.flows))
+	for _, w := range b.workers {
+		for i := range w.counts {
+			total[i].add(&w.counts[i])
+		}
+	}
+	return total
+}
+
+// count adds the batch's per-flow counts to the counters (sign 1) before
+// the transaction's statistics records are built, so those records cover
+// the batch they commit with, or takes them back (sign -1) when the
+// transaction did not commit.
+func (b *batch) count(sign int64) {
+	if b.p.counters == nil {
+		return
+	}
+	for i, fc := range b.totals() {
+		c := fc.c
+		if c == (stats.Counts{}) {
+			continue
+		}
+		if sign < 0 {
+			c = stats.Counts{Received: -c.Received, FilteredOut: -c.FilteredOut, Transformed: -c.Transformed,
+				Expanded: -c.Expanded, Delivered: -c.Delivered, DeadLettered: -c.DeadLettered, Retries: -c.Retries, Redriven: -c.Redriven}
+		}
+		b.p.counters.Add(b.tbl.flows[i].name, c)
+	}
 }
 
 // traceHeaders are W3C trace context headers.

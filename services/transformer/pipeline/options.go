@@ -8,12 +8,17 @@ import (
 	"github.com/samsa-dev/samsa/pkg/stats"
 )
 
-// Counters receives, after every committed transaction, what it did per
-// flow. It is the hook for statistics publishing: *stats.Recorder
-// satisfies it. Calls are serial; they must be quick.
+// Counters receives what every transaction did per flow. It is the hook for
+// statistics publishing: *stats.Recorder satisfies it. Calls are serial;
+// they must be quick.
 //
-// Only committed work is reported, so the counts add up exactly:
-// Received + Expanded = FilteredOut + DeadLettered + Transformed.
+// A batch's counts are added just before the transaction's own records
+// (WithTxnRecords) are built, so the statistics committed with a batch
+// include it, and are added again negated when the transaction does not
+// commit. So committed counts add up exactly:
+// Received + Expanded = FilteredOut + DeadLettered + Transformed. (A report
+// published from outside the transaction in between may briefly include a
+// batch that is then aborted; the next report corrects it.)
 type Counters interface {
 	// Add adds a transaction's counts for a flow.
 	Add(flow string, c stats.Counts)

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -419,31 +420,77 @@ func (p *Pipeline) onOffsetsFetched(ctx context.Context, _ *kgo.Client, resp *km
 // for is read from: the records written since the source's oldest flow
 // was created (minus StartLookback), or the start of the topic when a
 // flow's creation time is unknown.
-func (p *Pipeline) adjustOffsets(_ context.Context, offsets map[string]map[int32]kgo.Offset) (map[string]map[int32]kgo.Offset, error) {
+func (p *Pipeline) adjustOffsets(ctx context.Context, offsets map[string]map[int32]kgo.Offset) (map[string]map[int32]kgo.Offset, error) {
 	snap := p.store.Snapshot()
 	for topic, parts := range offsets {
-		var start kgo.Offset
-		resolved := false
+		var uncommitted []int32
 		for part, o := range parts {
-			if o.EpochOffset().Offset >= 0 {
-				continue // committed
+			if o.EpochOffset().Offset < 0 {
+				uncommitted = append(uncommitted, part)
 			}
-			if !resolved {
-				start, resolved = p.startOffset(snap, topic), true
-				p.log.Info("source topic has no committed offset; choosing a start", zap.String("topic", topic), zap.Stringer("start", start))
-			}
-			parts[part] = start
 		}
+		if len(uncommitted) == 0 {
+			continue
+		}
+		first := firstCreated(snap, topic)
+		if first.IsZero() {
+			for _, part := range uncommitted {
+				parts[part] = kgo.NewOffset().AtStart()
+			}
+			continue
+		}
+		exact, err := p.offsetsAfter(ctx, topic, first.Add(-p.cfg.StartLookback))
+		if err != nil {
+			return nil, err
+		}
+		for _, part := range uncommitted {
+			if o, ok := exact[part]; ok {
+				parts[part] = kgo.NewOffset().At(o)
+			} else {
+				parts[part] = kgo.NewOffset().AtStart()
+			}
+		}
+		p.log.Info("source topic has no committed offset; starting at the flows' creation", zap.String("topic", topic), zap.Time("since", first.Add(-p.cfg.StartLookback)))
 	}
 	return offsets, nil
 }
 
-func (p *Pipeline) startOffset(snap *flow.Snapshot, topic string) kgo.Offset {
-	first := firstCreated(snap, topic)
-	if first.IsZero() {
-		return kgo.NewOffset().AtStart()
+// offsetsAfter resolves, per partition of topic, the first offset of a
+// record written at or after t. The end offsets are listed BEFORE the
+// lookup by time: a partition without such a record starts at that end, so
+// a record appended while we look is still read (letting the client
+// resolve a time offset itself can skip it: when no record is found it
+// falls back to an end listed later).
+func (p *Pipeline) offsetsAfter(ctx context.Context, topic string, t time.Time) (map[int32]int64, error) {
+	cl, err := p.kcfg.NewClient(p.log)
+	if err != nil {
+		return nil, err
 	}
-	return kgo.NewOffset().AfterMilli(first.Add(-p.cfg.StartLookback).UnixMilli())
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	ends, err := adm.ListEndOffsets(ctx, topic)
+	if err == nil {
+		err = ends.Error()
+	}
+	if err != nil {
+		return nil, fmt.Errorf("transformer: end offsets of %s: %w", topic, err)
+	}
+	after, err := adm.ListOffsetsAfterMilli(ctx, t.UnixMilli(), topic)
+	if err == nil {
+		err = after.Error()
+	}
+	if err != nil {
+		return nil, fmt.Errorf("transformer: offsets of %s after %s: %w", topic, t.Format(time.RFC3339), err)
+	}
+	out := map[int32]int64{}
+	ends.Each(func(e kadm.ListedOffset) {
+		o := e.Offset
+		if a, ok := after.Lookup(topic, e.Partition); ok && a.Offset >= 0 && a.Offset < o {
+			o = a.Offset
+		}
+		out[e.Partition] = o
+	})
+	return out, nil
 }
 
 // firstCreated is the creation time of the oldest flow reading topic, zero
@@ -490,6 +537,13 @@ func (p *Pipeline) transact(ctx context.Context, sess *kgo.GroupTransactSession,
 	// aborts it and the same batch would fail again and again.
 	b.deadline = start.Add(p.cfg.TransactionTimeout / 2)
 	b.run(func(r *kgo.Record) { sess.Produce(workCtx, r, b.promise) })
+	b.count(1)
+	counted := true
+	defer func() {
+		if counted {
+			b.count(-1) // not committed: take the batch's counts back
+		}
+	}()
 	if p.txnRecords != nil && time.Now().After(p.hookPausedUntil) {
 		for _, r := range p.txnRecords() {
 			sess.Produce(workCtx, r, b.promise)
@@ -539,6 +593,7 @@ func (p *Pipeline) transact(ctx context.Context, sess *kgo.GroupTransactSession,
 	}
 	p.m.txns.WithLabelValues("committed").Inc()
 	p.m.batch.Observe(float64(b.records))
+	counted = false // committed: the counts stand
 	b.report()
 	return nil
 }
