@@ -171,6 +171,10 @@ func startSink(b *testing.B, failRate float64) (addr string, count func() int) {
 }
 
 func benchHTTP(b *testing.B, failRate float64) {
+	inFlight := 0
+	if v := os.Getenv("SAMSA_BENCH_IN_FLIGHT"); v != "" {
+		_, _ = fmt.Sscan(v, &inFlight)
+	}
 	e := newEnv(b)
 	name := flowName()
 	const parts = 6
@@ -186,6 +190,7 @@ func benchHTTP(b *testing.B, failRate float64) {
 		Delivery: &samsav1.Delivery{
 			Retry:          &samsav1.Retry{InitialBackoff: "10ms", MaxBackoff: "50ms"},
 			CircuitBreaker: &samsav1.CircuitBreaker{FailureThreshold: -1},
+			MaxInFlight:    int32(inFlight), // SAMSA_BENCH_IN_FLIGHT; default 64
 		},
 	}
 	e.putFlow(f)

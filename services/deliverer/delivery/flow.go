@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"strings"
 	"sync"
 	"time"
 
@@ -191,7 +192,11 @@ func (f *flowRuntime) evaluateLocked(now time.Time) {
 			f.log.Info("delivery held", zap.String("reason", why))
 		} else {
 			f.log.Info("delivery resumed", zap.String("after", f.holdReason))
-			f.releasedAt = now
+			// The backlog of a pause or a maintenance window ramps up; a
+			// flow that starts (or whose configuration got fixed) does not.
+			if f.holdReason == "paused" || strings.HasPrefix(f.holdReason, "maintenance") {
+				f.releasedAt = now
+			}
 		}
 		f.held = held
 	}
