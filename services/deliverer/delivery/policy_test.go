@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+	"go.uber.org/zap"
 
 	samsav1 "github.com/samsa-dev/samsa/proto/samsa/v1"
 )
@@ -217,5 +218,36 @@ func TestPartitionWatermark(t *testing.T) {
 	}
 	if n := p.advance(); n != 3 || p.wm != 14 || p.buffered() != 1 {
 		t.Fatalf("advance: %d, wm %d, buffered %d", n, p.wm, p.buffered())
+	}
+}
+
+// The ramp-up follows a pause (or maintenance window), not a flow's start.
+func TestRampUpAfterPauseOnly(t *testing.T) {
+	d := &Deliverer{cfg: Config{MaxBufferedPerPartition: 10, MaxBufferedPerFlow: 10}, log: zap.NewNop(),
+		m: newMetrics(nil), rec: nopRecorder{}, clock: systemClock{}}
+	f := newFlowRuntime(d, "ramp")
+	defer f.close()
+	pol, err := parsePolicy(&samsav1.Delivery{RateLimit: &samsav1.RateLimit{PerSecond: 100}, RampUp: "10s"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := newHandle(&fakeDest{}, "fake")
+	h.m = d.m.forFlow("ramp", "fake")
+	cfg := func(paused bool) *flowConfig {
+		return &flowConfig{flow: &samsav1.Flow{Name: "ramp"}, version: 1, pol: pol, dest: h, paused: paused}
+	}
+	limit := func() float64 {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		return float64(f.limiter.Limit())
+	}
+	f.setConfig(cfg(false))
+	if l := limit(); l != 100 {
+		t.Fatalf("rate at start %v, want the full 100", l)
+	}
+	f.setConfig(cfg(true))
+	f.setConfig(cfg(false))
+	if l := limit(); l < 10 || l > 12 {
+		t.Fatalf("rate right after resume %v, want about 10 (10%%)", l)
 	}
 }
