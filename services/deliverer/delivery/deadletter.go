@@ -123,8 +123,9 @@ func (f *flowRuntime) produceDLQ(rec *kgo.Record, it *item, fm *flowMetrics) {
 // with the offsets they allow, or nothing does.
 func (f *flowRuntime) finishTxn(b *batch, results []destination.Result) {
 	now := time.Now()
+	eff := &effects{fm: b.conf.dest.m}
 	f.mu.Lock()
-	dec := f.decideLocked(b, results, now)
+	dec := f.decideLocked(b, results, now, eff)
 	var dead []*kgo.Record
 	finishing := false
 	for i, it := range b.items {
@@ -172,10 +173,11 @@ func (f *flowRuntime) finishTxn(b *batch, results []destination.Result) {
 	cancel()
 
 	f.mu.Lock()
+	defer f.publish(eff)
 	defer f.mu.Unlock()
 	if err != nil {
 		f.log.Warn("transaction not committed; the batch will be attempted again", zap.Int("events", len(b.items)), zap.Error(err))
-		f.setErrorLocked("deliver", "transaction: "+err.Error(), "")
+		f.noteErrorLocked(eff, "deliver", "transaction: "+err.Error(), "")
 		f.d.m.commits.WithLabelValues("failed").Inc()
 		for i := range dec {
 			if dec[i].act == actDone || dec[i].act == actDLQ {
@@ -192,6 +194,6 @@ func (f *flowRuntime) finishTxn(b *batch, results []destination.Result) {
 			}
 		}
 	}
-	f.applyLocked(b, dec, true)
+	f.applyLocked(b, dec, true, eff)
 	f.releaseBatchLocked(b)
 }

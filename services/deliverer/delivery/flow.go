@@ -482,9 +482,8 @@ type decision struct {
 
 // decideLocked classifies the outcomes of a batch and updates the items'
 // attempt records and the breaker.
-func (f *flowRuntime) decideLocked(b *batch, results []destination.Result, now time.Time) []decision {
+func (f *flowRuntime) decideLocked(b *batch, results []destination.Result, now time.Time, eff *effects) []decision {
 	out := make([]decision, len(b.items))
-	fm := b.conf.dest.m
 	pol := &b.conf.pol
 	for i, it := range b.items {
 		r := results[i]
@@ -504,16 +503,16 @@ func (f *flowRuntime) decideLocked(b *batch, results []destination.Result, now t
 		it.attempts++
 		it.last = now
 		it.result = r
-		fm.attempts.Inc()
+		eff.attempts++
 		switch r.Class {
 		case destination.Success:
 			f.brk.success()
 			out[i] = decision{act: actDone}
 		case destination.Permanent:
-			fm.failed("permanent", r)
+			eff.failures = append(eff.failures, failure{"permanent", reason(r)})
 			out[i] = decision{act: actDLQ}
 		default: // Retryable
-			fm.failed("retryable", r)
+			eff.failures = append(eff.failures, failure{"retryable", reason(r)})
 			down := false
 			if !r.Throttled {
 				down = f.brk.failure(now)
@@ -534,27 +533,81 @@ func (f *flowRuntime) decideLocked(b *batch, results []destination.Result, now t
 // finish applies the outcomes of a batch of a non-transactional destination.
 func (f *flowRuntime) finish(b *batch, results []destination.Result) {
 	now := time.Now()
+	eff := &effects{fm: b.conf.dest.m}
 	f.mu.Lock()
-	dec := f.decideLocked(b, results, now)
+	dec := f.decideLocked(b, results, now, eff)
 	var dead []*item
 	for i, it := range b.items {
 		if dec[i].act == actDLQ {
 			dead = append(dead, it)
 		}
 	}
-	f.applyLocked(b, dec, false)
+	f.applyLocked(b, dec, false, eff)
 	f.releaseBatchLocked(b)
 	f.mu.Unlock()
+	f.publish(eff)
 	if len(dead) > 0 {
 		f.deadLetter(dead, b.conf.dest.m)
 	}
 }
 
+// effects are a batch's metric and statistics updates, made once the
+// flow's lock is released: the lock is held by every worker in turn, so
+// what it covers must be short.
+type effects struct {
+	fm                                        *flowMetrics
+	attempts, delivered, retries, deadLetters int
+	latencies                                 []time.Duration
+	failures                                  []failure
+	err                                       *errorNote
+}
+
+type failure struct{ class, reason string }
+
+type errorNote struct {
+	stage, msg, eventID string
+	at                  time.Time
+}
+
+// noteErrorLocked records the flow's latest error.
+func (f *flowRuntime) noteErrorLocked(eff *effects, stage, msg, eventID string) {
+	now := time.Now()
+	f.lastErr, f.lastErrAt = msg, now
+	eff.err = &errorNote{stage: stage, msg: msg, eventID: eventID, at: now}
+}
+
+func (f *flowRuntime) publish(eff *effects) {
+	fm := eff.fm
+	if eff.attempts > 0 {
+		fm.attempts.Add(float64(eff.attempts))
+	}
+	if eff.delivered > 0 {
+		fm.delivered.Add(float64(eff.delivered))
+	}
+	if eff.retries > 0 {
+		fm.retries.Add(float64(eff.retries))
+	}
+	if eff.deadLetters > 0 {
+		fm.deadLettered.Add(float64(eff.deadLetters))
+	}
+	for _, l := range eff.latencies {
+		fm.latency.Observe(l.Seconds())
+		f.d.rec.Latency(f.name, l)
+	}
+	for _, x := range eff.failures {
+		fm.failures.WithLabelValues(fm.flow, fm.typ, x.class, x.reason).Inc()
+	}
+	if c := (stats.Counts{Delivered: int64(eff.delivered), Retries: int64(eff.retries), DeadLettered: int64(eff.deadLetters)}); c != (stats.Counts{}) {
+		f.d.rec.Add(f.name, c)
+	}
+	if e := eff.err; e != nil {
+		f.d.rec.Error(f.name, e.stage, e.msg, e.eventID, e.at)
+	}
+}
+
 // applyLocked applies decisions. committed: dead letters were written in
 // the same transaction (they are done already).
-func (f *flowRuntime) applyLocked(b *batch, dec []decision, committed bool) {
-	fm := b.conf.dest.m
-	var counts stats.Counts
+func (f *flowRuntime) applyLocked(b *batch, dec []decision, committed bool, eff *effects) {
 	for i, it := range b.items {
 		it.inFlight = false
 		p := it.lane.p
@@ -566,12 +619,9 @@ func (f *flowRuntime) applyLocked(b *batch, dec []decision, committed bool) {
 		case actDone:
 			it.finished, it.done = true, true
 			f.delivered++
-			counts.Delivered++
-			fm.delivered.Inc()
+			eff.delivered++
 			if it.ev != nil && !it.ev.Time.IsZero() {
-				lat := time.Since(it.ev.Time)
-				fm.latency.Observe(lat.Seconds())
-				f.d.rec.Latency(f.name, lat)
+				eff.latencies = append(eff.latencies, time.Since(it.ev.Time))
 			}
 			f.releaseLocked(p)
 		case actDLQ:
@@ -580,10 +630,11 @@ func (f *flowRuntime) applyLocked(b *batch, dec []decision, committed bool) {
 			if it.ev != nil {
 				eventID = it.ev.ID
 			}
-			f.setErrorLocked("deliver", it.result.Err, eventID)
+			f.noteErrorLocked(eff, "deliver", it.result.Err, eventID)
 			if committed {
 				it.done = true
-				f.countDeadLetterLocked(fm)
+				f.deadLettered++
+				eff.deadLetters++
 				f.releaseLocked(p)
 			} else {
 				// Done once the dead letter is acknowledged.
@@ -595,10 +646,9 @@ func (f *flowRuntime) applyLocked(b *batch, dec []decision, committed bool) {
 				continue
 			}
 			f.retries++
-			counts.Retries++
-			fm.retries.Inc()
+			eff.retries++
 			if it.ev != nil {
-				f.setErrorLocked("deliver", it.result.Err, it.ev.ID)
+				f.noteErrorLocked(eff, "deliver", it.result.Err, it.ev.ID)
 			}
 			l := it.lane
 			l.waiting = true
@@ -606,9 +656,6 @@ func (f *flowRuntime) applyLocked(b *batch, dec []decision, committed bool) {
 			time.AfterFunc(dec[i].delay, func() { f.retryDue(l) })
 		case actRequeue:
 		}
-	}
-	if counts != (stats.Counts{}) {
-		f.d.rec.Add(f.name, counts)
 	}
 }
 

@@ -102,10 +102,6 @@ func (m *metrics) forFlow(flow, typ string) *flowMetrics {
 	}
 }
 
-func (fm *flowMetrics) failed(class string, r destination.Result) {
-	fm.failures.WithLabelValues(fm.flow, fm.typ, class, reason(r)).Inc()
-}
-
 // forget removes a deleted flow's series.
 func (m *metrics) forget(flow string) {
 	l := prometheus.Labels{"flow": flow}
