@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"sync"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.uber.org/zap"
@@ -70,7 +72,17 @@ func (w *Writer) Write(ctx context.Context, m Mutation) (int64, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	var lastErr error
-	for attempt := 0; attempt < 5; attempt++ {
+	for attempt := 0; attempt < 10; attempt++ {
+		if attempt > 0 {
+			// Two replicas writing at once fence each other; a random wait
+			// that grows with each attempt lets one of them finish first.
+			wait := time.Duration(rand.Int64N(int64(20*time.Millisecond) << min(attempt, 5)))
+			select {
+			case <-ctx.Done():
+				return 0, fmt.Errorf("flow: write: %w", ctx.Err())
+			case <-time.After(wait):
+			}
+		}
 		v, err := w.writeOnce(ctx, m)
 		if err == nil {
 			return v, nil
