@@ -21,7 +21,6 @@ import (
 	"errors"
 	"fmt"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -87,7 +86,6 @@ type Deliverer struct {
 
 	commitMu  sync.Mutex
 	reconcile chan struct{}
-	stopping  atomic.Bool
 }
 
 // New returns a deliverer over the flows of store, which the caller runs
@@ -166,7 +164,6 @@ func (d *Deliverer) Run(ctx context.Context) error {
 	d.poll(ctx)
 
 	// Drain.
-	d.stopping.Store(true)
 	stopWatch()
 	stopBG()
 	wg.Wait()
