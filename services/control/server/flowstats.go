@@ -99,7 +99,7 @@ func (fs *flowStats) fill(ctx context.Context, f *samsav1.Flow, src *samsav1.Sou
 		if sum.LastError != nil {
 			st.Reason += ": " + sum.LastError.Message
 		}
-	case sum.Retrying > 0 || sum.Breaker == "half-open":
+	case sum.Retrying > 0:
 		st.State = "degraded"
 		st.Reason = fmt.Sprintf("%d events retrying", sum.Retrying)
 		if sum.LastError != nil {
