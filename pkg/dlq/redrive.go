@@ -136,6 +136,7 @@ func Redrive(ctx context.Context, cl *kgo.Client, flow string, opts RedriveOptio
 		scanned  int64
 		redriven int64
 		offsets  = map[int32]kgo.EpochOffset{}
+		written  = map[string]map[int32]int64{}
 	)
 	flush := func() error {
 		if len(batch) == 0 {
@@ -146,7 +147,7 @@ func Redrive(ctx context.Context, cl *kgo.Client, flow string, opts RedriveOptio
 			offsets = map[int32]kgo.EpochOffset{}
 			return nil
 		}
-		if err := commitChunk(ctx, prod, txnID, group, dlqTopic, batch, offsets); err != nil {
+		if err := commitChunk(ctx, prod, txnID, group, dlqTopic, batch, offsets, written); err != nil {
 			return err
 		}
 		p.Scanned += scanned
@@ -195,6 +196,9 @@ func Redrive(ctx context.Context, cl *kgo.Client, flow string, opts RedriveOptio
 	if err := flush(); err != nil {
 		return err
 	}
+	// When Redrive returns, what it wrote is visible: a status read right
+	// after it sees the new depth, and the deliverer the redriven events.
+	waitVisible(ctx, kadm.NewClient(cl), written)
 	p.Done = true
 	progress(p)
 	return nil
@@ -202,7 +206,7 @@ func Redrive(ctx context.Context, cl *kgo.Client, flow string, opts RedriveOptio
 
 // commitChunk writes a chunk's records and the group's new position in one
 // transaction.
-func commitChunk(ctx context.Context, prod *kgo.Client, txnID, group, topic string, recs []*kgo.Record, offsets map[int32]kgo.EpochOffset) error {
+func commitChunk(ctx context.Context, prod *kgo.Client, txnID, group, topic string, recs []*kgo.Record, offsets map[int32]kgo.EpochOffset, written map[string]map[int32]int64) error {
 	if err := prod.BeginTransaction(); err != nil {
 		return fmt.Errorf("dlq: redrive: begin transaction: %w", err)
 	}
@@ -214,7 +218,8 @@ func commitChunk(ctx context.Context, prod *kgo.Client, txnID, group, topic stri
 		}
 		return fmt.Errorf("dlq: redrive: %w", cause)
 	}
-	if err := prod.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+	res := prod.ProduceSync(ctx, recs...)
+	if err := res.FirstErr(); err != nil {
 		return abort(fmt.Errorf("write: %w", err))
 	}
 	if err := txnCommitOffsets(ctx, prod, txnID, group, map[string]map[int32]kgo.EpochOffset{topic: offsets}); err != nil {
@@ -222,6 +227,14 @@ func commitChunk(ctx context.Context, prod *kgo.Client, txnID, group, topic stri
 	}
 	if err := prod.EndTransaction(ctx, kgo.TryCommit); err != nil {
 		return abort(fmt.Errorf("commit: %w", err))
+	}
+	for _, r := range res {
+		if written[r.Record.Topic] == nil {
+			written[r.Record.Topic] = map[int32]int64{}
+		}
+		if r.Record.Offset > written[r.Record.Topic][r.Record.Partition] {
+			written[r.Record.Topic][r.Record.Partition] = r.Record.Offset
+		}
 	}
 	return nil
 }
@@ -267,26 +280,30 @@ func redriveRecord(r *kgo.Record, topic string) *kgo.Record {
 }
 
 // positions returns, per partition of the dead-letter topic, the group's
-// position (or the log start) and the last stable offset.
+// position (or the log start) and the last stable offset. Retriable
+// errors (a coordinator still loading, as on a fresh cluster) are retried.
 func positions(ctx context.Context, adm *kadm.Client, topic, group string) (start, end map[int32]int64, err error) {
-	ends, err := adm.ListCommittedOffsets(ctx, topic)
+	var (
+		ends, starts kadm.ListedOffsets
+		committed    kadm.OffsetResponses
+	)
+	err = retry(ctx, func() error {
+		var err error
+		if ends, err = adm.ListCommittedOffsets(ctx, topic); err != nil {
+			return fmt.Errorf("dlq: end offsets of %s: %w", topic, err)
+		}
+		if starts, err = adm.ListStartOffsets(ctx, topic); err != nil {
+			return fmt.Errorf("dlq: start offsets of %s: %w", topic, err)
+		}
+		// Wait for offsets committed by a redrive transaction still being
+		// completed, rather than read the previous ones.
+		if committed, err = adm.FetchOffsets(kadm.RequireStable(ctx), group); err != nil {
+			return fmt.Errorf("dlq: offsets of group %s: %w", group, err)
+		}
+		return nil
+	})
 	if err != nil {
-		return nil, nil, fmt.Errorf("dlq: end offsets of %s: %w", topic, err)
-	}
-	starts, err := adm.ListStartOffsets(ctx, topic)
-	if err != nil {
-		return nil, nil, fmt.Errorf("dlq: start offsets of %s: %w", topic, err)
-	}
-	// Wait for offsets committed by a redrive transaction still being
-	// completed, rather than read the previous ones.
-	committed, err := adm.FetchOffsets(kadm.RequireStable(ctx), group)
-	if errors.Is(err, kerr.GroupIDNotFound) {
-		// Never redriven: some brokers (kfake) say so instead of
-		// answering without offsets.
-		committed, err = nil, nil
-	}
-	if err != nil {
-		return nil, nil, fmt.Errorf("dlq: offsets of group %s: %w", group, err)
+		return nil, nil, err
 	}
 	start, end = map[int32]int64{}, map[int32]int64{}
 	var lerr error
@@ -309,6 +326,58 @@ func positions(ctx context.Context, adm *kadm.Client, topic, group string) (star
 		return nil, nil, fmt.Errorf("dlq: end offsets of %s: %w", topic, lerr)
 	}
 	return start, end, nil
+}
+
+// retry runs fn until it succeeds, fails with an error Kafka does not call
+// retriable, or ten attempts failed.
+func retry(ctx context.Context, fn func() error) error {
+	backoff := 100 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		err := fn()
+		if err == nil || attempt == 10 || !kerr.IsRetriable(err) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, time.Second)
+	}
+}
+
+// waitVisible waits until read_committed readers can see the records
+// written (the last offset written per topic and partition): a committed
+// transaction's markers are written after the commit returns. It gives up
+// quietly after ten seconds.
+func waitVisible(ctx context.Context, adm *kadm.Client, written map[string]map[int32]int64) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	topics := make([]string, 0, len(written))
+	for t := range written {
+		topics = append(topics, t)
+	}
+	for {
+		lso, err := adm.ListCommittedOffsets(ctx, topics...)
+		if err == nil {
+			visible := true
+			for t, ps := range written {
+				for p, off := range ps {
+					if o, ok := lso.Lookup(t, p); !ok || o.Err != nil || o.Offset <= off {
+						visible = false
+					}
+				}
+			}
+			if visible {
+				return
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
 }
 
 // Depth returns how many dead letters of flow have not been redriven: the

@@ -245,8 +245,14 @@ func TestRedriveFilterTimeAndSecondRun(t *testing.T) {
 func TestDepthCountsRecordsNotMarkers(t *testing.T) {
 	e := newRedriveEnv(t)
 	e.deadLetters(6, time.Now(), true)
-	if d := e.depth(); d != 6 {
-		t.Fatalf("depth %d of 6 transactionally written dead letters", d)
+	// The writer's last transaction becomes visible a moment after its
+	// commit returned.
+	deadline := time.Now().Add(10 * time.Second)
+	for e.depth() != 6 {
+		if time.Now().After(deadline) {
+			t.Fatalf("depth %d of 6 transactionally written dead letters", e.depth())
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 	if err := Redrive(e.ctx, e.cl, e.flow, RedriveOptions{Filter: `event.type == "b"`}, nil); err != nil {
 		t.Fatal(err)
