@@ -189,8 +189,10 @@ func Start(ctx context.Context) (*Server, error) {
 	s.cmd.Stdout, s.cmd.Stderr = logf, logf
 	s.cmd.Env = env(dir)
 	// Its own process group, so that the server and its children never get
-	// the terminal's signals, and run as the postgres user when we are root.
-	s.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Credential: cred}
+	// the terminal's signals; run as the postgres user when we are root;
+	// killed if the test binary dies without stopping it (a test timeout
+	// panics past RunMain).
+	s.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Credential: cred, Pdeathsig: syscall.SIGKILL}
 	if err := s.cmd.Start(); err != nil {
 		logf.Close()
 		os.RemoveAll(dir)
