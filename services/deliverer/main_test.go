@@ -103,6 +103,8 @@ func startDeliverer(t *testing.T, bin string, args []string) *proc {
 	p := &proc{cmd: exec.Command(bin, args...), done: make(chan struct{}), log: &bytes.Buffer{}}
 	p.cmd.Stdout, p.cmd.Stderr = p.log, p.log
 	p.cmd.Env = append(os.Environ(), "SAMSA_SECRET_KEYS=")
+	// Killed with the test binary, should it die first (a timeout).
+	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
