@@ -142,6 +142,7 @@ func runSink(failRate string) {
 func startSink(b *testing.B, failRate float64) (addr string, count func() int) {
 	cmd := exec.Command(os.Args[0])
 	cmd.Env = append(os.Environ(), fmt.Sprintf("%s=%v", envSink, failRate))
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		b.Fatal(err)
