@@ -1,12 +1,14 @@
 package delivery
 
 import (
+	"context"
 	"net/http"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/samsa-dev/samsa/pkg/dlq"
@@ -498,4 +500,47 @@ func TestFlowDeletedAndRecreated(t *testing.T) {
 	e.putFlow(f)
 	waitFor(t, 30*time.Second, "delivery after re-creation", func() bool { return rcv.distinctDelivered() == 40 })
 	checkOrder(t, rcv.delivered(), append(first, second...))
+}
+
+// While a destination is down, the events held in memory stay bounded:
+// fetching pauses at --max-buffered-per-partition (plus what one fetch
+// returned), and everything arrives once the destination is back.
+func TestBufferBounded(t *testing.T) {
+	e := newEnv(t)
+	rcv := newReceiver(t)
+	rcv.stop()
+	name := flowName()
+	e.createTopics(name, 1)
+	e.putFlow(httpFlow(name, rcv.url()))
+	cfg := Config{Group: e.group, InstanceID: "bounded", MaxBufferedPerPartition: 100, MaxBufferedPerFlow: 100,
+		CommitInterval: 100 * time.Millisecond, DrainTimeout: 5 * time.Second, RevokeTimeout: 5 * time.Second}
+	d, err := New(cfg, e.kcfg, e.store, nil, e.log, prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- d.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	const n = 10000 // about 2 MB: more than one fetch
+	e.produce(name, events(name, n, 500)...)
+	buffered := func() int {
+		for _, s := range d.Stats() {
+			if s.Flow == name {
+				return s.Buffered
+			}
+		}
+		return 0
+	}
+	waitFor(t, 20*time.Second, "events buffered", func() bool { return buffered() >= 100 })
+	peak := 0
+	for deadline := time.Now().Add(1500 * time.Millisecond); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		peak = max(peak, buffered())
+	}
+	if peak >= n/2 {
+		t.Fatalf("%d of %d events held in memory with a limit of 100: fetching did not pause", peak, n)
+	}
+	t.Logf("at most %d events held while the destination was down", peak)
+	rcv.restart()
+	waitFor(t, 60*time.Second, "everything delivered", func() bool { return rcv.distinctDelivered() == n })
 }
