@@ -297,7 +297,11 @@ func positions(ctx context.Context, adm *kadm.Client, topic, group string) (star
 		}
 		// Wait for offsets committed by a redrive transaction still being
 		// completed, rather than read the previous ones.
-		if committed, err = adm.FetchOffsets(kadm.RequireStable(ctx), group); err != nil {
+		committed, err = adm.FetchOffsets(kadm.RequireStable(ctx), group)
+		if errors.Is(err, kerr.GroupIDNotFound) {
+			committed, err = nil, nil // never redriven
+		}
+		if err != nil {
 			return fmt.Errorf("dlq: offsets of group %s: %w", group, err)
 		}
 		return nil
