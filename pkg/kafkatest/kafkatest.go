@@ -41,8 +41,14 @@ var (
 
 // Brokers returns the seed brokers of a real Kafka for t: those of
 // SAMSA_TEST_KAFKA, or of a broker started for this test binary.
+//
+// Under `go test -short` (make test-unit) tests that need a real broker are
+// skipped; without -short (make test, CI) they never are.
 func Brokers(t testing.TB) []string {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("needs a real Kafka broker: run without -short (make test)")
+	}
 	if env := os.Getenv(EnvBrokers); env != "" {
 		return strings.Split(env, ",")
 	}
