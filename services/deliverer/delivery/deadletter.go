@@ -10,6 +10,7 @@ import (
 
 	"github.com/samsa-dev/samsa/pkg/dlq"
 	"github.com/samsa-dev/samsa/pkg/kafka"
+	"github.com/samsa-dev/samsa/pkg/telemetry"
 	"github.com/samsa-dev/samsa/services/deliverer/destination"
 )
 
@@ -33,6 +34,9 @@ func (f *flowRuntime) dlqRecord(it *item, c *flowConfig) *kgo.Record {
 	if c != nil {
 		fail.FlowVersion = c.version
 	}
+	// A log line per dead letter, at most about 20 a second per flow in a
+	// storm (each dead letter is in the topic regardless).
+	f.dlqLog.Do(func() { f.logDeadLetter(it) })
 	h := fail.Headers()
 	for _, oh := range it.rec.Headers {
 		if oh.Key == dlq.HeaderRedriven {
@@ -40,6 +44,18 @@ func (f *flowRuntime) dlqRecord(it *item, c *flowConfig) *kgo.Record {
 		}
 	}
 	return &kgo.Record{Topic: kafka.DLQTopic(f.name), Key: it.rec.Key, Value: it.rec.Value, Headers: h}
+}
+
+// logDeadLetter writes one line for a dead letter, so an operator finds an
+// event by its id or trace id in the logs as well as in the topic.
+func (f *flowRuntime) logDeadLetter(it *item) {
+	r := it.result
+	fields := []zap.Field{zap.String("topic", it.rec.Topic), zap.Int32("partition", it.rec.Partition),
+		zap.Int64("offset", it.rec.Offset), zap.String("status", r.Status), zap.Int("attempts", it.attempts), zap.String("error", r.Err)}
+	if it.ev != nil {
+		fields = append(fields, zap.String("event_id", it.ev.ID), telemetry.TraceField(telemetry.EventContext(context.Background(), it.ev)))
+	}
+	f.log.Warn("event dead-lettered", fields...)
 }
 
 // ensureDLQ creates the flow's dead-letter topic if it does not exist yet

@@ -63,6 +63,8 @@ type flowRuntime struct {
 	name  string
 	topic string
 	log   *zap.Logger
+	// dlqLog bounds the per-event dead-letter log lines during a storm.
+	dlqLog rate.Sometimes
 
 	ctx    context.Context // canceled when the runtime ends: aborts attempts
 	cancel context.CancelFunc
@@ -101,7 +103,8 @@ type flowRuntime struct {
 func newFlowRuntime(d *Deliverer, name string) *flowRuntime {
 	ctx, cancel := context.WithCancel(context.Background())
 	f := &flowRuntime{
-		d: d, name: name, topic: kafka.DeliveryTopic(name),
+		dlqLog: rate.Sometimes{First: 20, Interval: 50 * time.Millisecond},
+		d:      d, name: name, topic: kafka.DeliveryTopic(name),
 		log:    d.log.With(zap.String("flow", name)),
 		ctx:    ctx,
 		cancel: cancel,
