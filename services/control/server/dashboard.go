@@ -140,21 +140,7 @@ func (fs *flowStats) prefetchLags(ctx context.Context, flows []*samsav1.Flow, so
 			continue
 		}
 		for _, topic := range topics {
-			var lag int64
-			ok := false
-			for _, o := range ends[topic] {
-				if o.Err != nil {
-					continue
-				}
-				ok = true
-				start := int64(0)
-				if c, found := committed.Lookup(topic, o.Partition); found && c.Err == nil && c.At >= 0 {
-					start = c.At
-				}
-				if d := o.Offset - start; d > 0 {
-					lag += d
-				}
-			}
+			lag, ok := topicLag(ends, committed, topic)
 			if ok {
 				lags[group+"\x00"+topic] = lag
 			}

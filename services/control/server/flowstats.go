@@ -133,21 +133,29 @@ func (fs *flowStats) lag(ctx context.Context, group, topic string, now time.Time
 	if err != nil {
 		return 0
 	}
-	var lag int64
-	ends.Each(func(o kadm.ListedOffset) {
+	lag, _ := topicLag(ends, committed, topic)
+	fs.mu.Lock()
+	fs.lags[key] = lagEntry{lag: lag, at: now}
+	fs.mu.Unlock()
+	return lag
+}
+
+// topicLag sums, over the partitions of topic, the offsets between the
+// group's committed offset (the start when none) and the end. ok is false
+// when no partition's end is known.
+func topicLag(ends kadm.ListedOffsets, committed kadm.OffsetResponses, topic string) (lag int64, ok bool) {
+	for _, o := range ends[topic] {
 		if o.Err != nil {
-			return
+			continue
 		}
+		ok = true
 		start := int64(0)
-		if c, ok := committed.Lookup(topic, o.Partition); ok && c.Err == nil && c.At >= 0 {
+		if c, found := committed.Lookup(topic, o.Partition); found && c.Err == nil && c.At >= 0 {
 			start = c.At
 		}
 		if d := o.Offset - start; d > 0 {
 			lag += d
 		}
-	})
-	fs.mu.Lock()
-	fs.lags[key] = lagEntry{lag: lag, at: now}
-	fs.mu.Unlock()
-	return lag
+	}
+	return lag, ok
 }
