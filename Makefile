@@ -8,7 +8,7 @@ export PATH := $(TOOLS):$(PATH)
 SERVICES := receiver transformer deliverer control
 GOTEST_FLAGS ?= -race -count=1 -timeout 15m
 
-.PHONY: help dev test test-unit test-faults test-ui build bench proto proto-check lint kafka tools fuzz deps clean
+.PHONY: help dev test test-unit test-faults test-ui build bench bench-soak bench-micro proto proto-check lint kafka tools fuzz deps clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
@@ -34,7 +34,15 @@ build: ## binaries into bin/
 	@mkdir -p $(BIN)
 	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN)/ ./cmd/samsa $(addprefix ./services/,$(SERVICES))
 
-bench: deps ## benchmarks (results belong in docs/benchmarks.md)
+BENCH_STAGES ?=
+bench: deps ## end-to-end benchmark on a real broker; writes docs/benchmarks.md (BENCH_STAGES=ingest,... runs some)
+	SAMSA_BENCH=1 SAMSA_BENCH_STAGES=$(BENCH_STAGES) SAMSA_BENCH_OUT=$(CURDIR)/docs/benchmarks.md \
+		$(GO) test -run TestBench -v -count=1 -timeout 3h ./tests/bench/
+
+bench-soak: deps ## make bench plus a 10-minute soak watching every service's memory
+	SAMSA_BENCH_SOAK=10m $(MAKE) bench
+
+bench-micro: deps ## every go test -bench benchmark of the packages
 	scripts/with-kafka.sh $(GO) test -run '^$$' -bench . -benchmem ./...
 
 fuzz: ## run every fuzz target for FUZZTIME each (default 1m)

@@ -141,6 +141,17 @@ func Start(ctx context.Context) (*Broker, error) {
 // Addr is the broker's host:port.
 func (b *Broker) Addr() string { return fmt.Sprintf("127.0.0.1:%d", b.port) }
 
+// PID is the process id of the running broker's process group (the
+// script and the JVM it starts), or 0 when it is stopped.
+func (b *Broker) PID() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.cmd == nil {
+		return 0
+	}
+	return b.cmd.Process.Pid
+}
+
 // Dir is the broker's storage directory; its log is in Dir()/broker.log.
 func (b *Broker) Dir() string { return b.dir }
 

@@ -333,6 +333,17 @@ func (p *Proc) Kill() { p.signal(syscall.SIGKILL, 0) }
 // Stop sends SIGTERM and waits for a graceful exit (SIGKILL after 40 s).
 func (p *Proc) Stop() { p.signal(syscall.SIGTERM, 40*time.Second) }
 
+// PID is the process id (and process group id) of the running process, or
+// 0 before it started.
+func (p *Proc) PID() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.cmd == nil {
+		return 0
+	}
+	return p.cmd.Process.Pid
+}
+
 // Running reports whether the process is running.
 func (p *Proc) Running() bool {
 	p.mu.Lock()
