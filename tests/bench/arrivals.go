@@ -19,17 +19,17 @@ import (
 // time "ts", in Unix nanoseconds, through the transform), duplicates, and
 // end-to-end latencies.
 type arrivals struct {
-	mu       sync.Mutex
-	seen     []uint64 // bit set of sequence numbers
-	lo, hi   int64    // the current run's sequence numbers: [lo, hi)
-	got      int64    // distinct arrivals in [lo, hi)
-	dups     int64
+	mu        sync.Mutex
+	seen      []uint64 // bit set of sequence numbers
+	lo, hi    int64    // the current run's sequence numbers: [lo, hi)
+	got       int64    // distinct arrivals in [lo, hi)
+	dups      int64
 	malformed int64
-	first    time.Time
-	last     time.Time
-	latFrom  int64 // latencies of events sent at or after this time (Unix ns)
-	latTo    int64
-	lat      []time.Duration
+	first     time.Time
+	last      time.Time
+	latFrom   int64 // latencies of events sent at or after this time (Unix ns)
+	latTo     int64
+	lat       []time.Duration
 }
 
 // expect starts a run: sequence numbers [lo, hi), latencies of events sent

@@ -103,7 +103,9 @@ func (l *loader) batch(n int, ts time.Time) ([]byte, int64) {
 	return b, first
 }
 
-func keyOf(first int64, batch int) string { return "k" + strconv.FormatInt(first/int64(batch)%1000, 10) }
+func keyOf(first int64, batch int) string {
+	return "k" + strconv.FormatInt(first/int64(batch)%1000, 10)
+}
 
 // saturate sends n events in batches of size batch over conns connections
 // as fast as they are acknowledged. It returns the sequence numbers used
