@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"os"
@@ -21,6 +20,7 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/valyala/fasthttp"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/samsa-dev/samsa/pkg/kafka"
@@ -28,7 +28,7 @@ import (
 )
 
 // TestLoad is the load run of docs/benchmarks.md: the receiver binary
-// against the real broker, driven by net/http clients over loopback. It
+// against the real broker, driven by fasthttp clients over loopback. It
 // runs only when SAMSA_LOAD=1:
 //
 //	SAMSA_LOAD=1 go test -run TestLoad -v -timeout 20m ./services/receiver/ingest/
@@ -164,9 +164,15 @@ type loadResult struct {
 // drive posts body with conns concurrent keep-alive connections: warmup,
 // then dur measured.
 func drive(t *testing.T, url, ct string, body []byte, conns int, warmup, dur time.Duration, rss func() int64, onStart, onStop func()) loadResult {
-	tr := &http.Transport{MaxIdleConnsPerHost: conns, MaxConnsPerHost: conns, DisableCompression: true}
-	client := &http.Client{Transport: tr, Timeout: 30 * time.Second}
-	defer tr.CloseIdleConnections()
+	// fasthttp, not net/http: the client shares the machine with the
+	// receiver and the broker, and per request it needs a fraction of
+	// net/http's CPU (which is what a client on another machine would
+	// leave to the receiver).
+	host := strings.TrimPrefix(url, "http://")
+	host = host[:strings.IndexByte(host, '/')]
+	client := &fasthttp.HostClient{Addr: host, MaxConns: conns, ReadTimeout: 30 * time.Second,
+		WriteTimeout: 30 * time.Second, MaxIdleConnDuration: time.Minute}
+	defer client.CloseIdleConnections()
 	var (
 		measuring atomic.Bool
 		stop      atomic.Bool
@@ -182,17 +188,19 @@ func drive(t *testing.T, url, ct string, body []byte, conns int, warmup, dur tim
 			local := make([]time.Duration, 0, 1<<16)
 			localOK := 0
 			localErr := map[int]int{}
+			req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
+			defer fasthttp.ReleaseRequest(req)
+			defer fasthttp.ReleaseResponse(resp)
+			req.SetRequestURI(url)
+			req.Header.SetMethod(http.MethodPost)
+			req.Header.SetContentType(ct)
+			req.Header.Set("Authorization", "Bearer "+apiKey)
+			req.SetBodyRaw(body)
 			for !stop.Load() {
-				req, _ := http.NewRequest(http.MethodPost, url, bytes.NewReader(body))
-				req.Header.Set("Content-Type", ct)
-				req.Header.Set("Authorization", "Bearer "+apiKey)
 				start := time.Now()
-				resp, err := client.Do(req)
 				code := -1
-				if err == nil {
-					_, _ = io.Copy(io.Discard, resp.Body)
-					resp.Body.Close()
-					code = resp.StatusCode
+				if err := client.Do(req, resp); err == nil {
+					code = resp.StatusCode()
 				}
 				if code == http.StatusAccepted {
 					acked.Add(1)
