@@ -2,10 +2,14 @@ package stats
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"math"
 	"sync"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.uber.org/zap"
 
@@ -39,18 +43,26 @@ type Summary struct {
 	History             []Sample
 }
 
-// Aggregator follows samsa.stats and sums the reports per flow.
+// Aggregator follows samsa.stats and sums the reports per flow, and reads
+// the deliverer's delivered and dead-lettered counts from the metadata of
+// its group's committed offsets (see CommitMetadata): the deliverer's own
+// reports carry the rest (retries, latency, errors, breaker).
 type Aggregator struct {
-	cl       *kgo.Client
-	log      *zap.Logger
-	interval time.Duration
-	keep     time.Duration
-	topic    string
-	now      func() time.Time
+	cl             *kgo.Client
+	log            *zap.Logger
+	interval       time.Duration
+	keep           time.Duration
+	topic          string
+	group          string
+	committedEvery time.Duration
+	now            func() time.Time
 
 	mu      sync.Mutex
 	reports map[string]*Report // by key
 	history map[string][]Sample
+	// committed are the delivered and dead-lettered counts at the
+	// deliverer group's committed offsets, by flow.
+	committed map[string]Counts
 }
 
 // AggregatorOpt configures an Aggregator.
@@ -66,12 +78,28 @@ func Topic(topic string) AggregatorOpt { return func(a *Aggregator) { a.topic = 
 // KeepHistory sets how much history is kept per flow. Default 1h.
 func KeepHistory(d time.Duration) AggregatorOpt { return func(a *Aggregator) { a.keep = d } }
 
+// DelivererGroup reads the committed counts of the deliverer's consumer
+// group group. Default kafka.DelivererGroup.
+func DelivererGroup(group string) AggregatorOpt { return func(a *Aggregator) { a.group = group } }
+
+// CommittedEvery sets how often the deliverer group's committed offsets are
+// read. Default 1s: one small request, and the delivered counts are never
+// older than that plus the deliverer's commit interval.
+func CommittedEvery(d time.Duration) AggregatorOpt {
+	return func(a *Aggregator) { a.committedEvery = d }
+}
+
 // NewAggregator returns an aggregator reading samsa.stats with its own client.
 func NewAggregator(cfg *kafka.Config, log *zap.Logger, opts ...AggregatorOpt) (*Aggregator, error) {
-	a := &Aggregator{log: log, interval: 10 * time.Second, keep: time.Hour, now: time.Now, topic: kafka.StatsTopic,
-		reports: map[string]*Report{}, history: map[string][]Sample{}}
+	a := newAggregator(log)
 	for _, o := range opts {
 		o(a)
+	}
+	if a.committedEvery <= 0 {
+		a.committedEvery = time.Second
+	}
+	if a.interval <= 0 {
+		a.interval = 10 * time.Second
 	}
 	cl, err := cfg.NewClient(log,
 		kgo.ConsumeTopics(a.topic),
@@ -86,10 +114,21 @@ func NewAggregator(cfg *kafka.Config, log *zap.Logger, opts ...AggregatorOpt) (*
 	return a, nil
 }
 
-// Run follows samsa.stats until ctx is done.
+func newAggregator(log *zap.Logger) *Aggregator {
+	return &Aggregator{log: log, interval: 10 * time.Second, keep: time.Hour, now: time.Now, topic: kafka.StatsTopic,
+		group: kafka.DelivererGroup, committedEvery: time.Second,
+		reports: map[string]*Report{}, history: map[string][]Sample{}, committed: map[string]Counts{}}
+}
+
+// Run follows samsa.stats and the deliverer group's offsets until ctx is
+// done.
 func (a *Aggregator) Run(ctx context.Context) error {
+	var wg sync.WaitGroup
 	defer a.cl.Close()
-	go a.sampleLoop(ctx)
+	defer wg.Wait()
+	wg.Add(2)
+	go func() { defer wg.Done(); a.sampleLoop(ctx) }()
+	go func() { defer wg.Done(); a.committedLoop(ctx) }()
 	for {
 		fs := a.cl.PollFetches(ctx)
 		if ctx.Err() != nil {
@@ -119,6 +158,76 @@ func (a *Aggregator) Apply(rep Report) {
 	a.mu.Unlock()
 }
 
+func (a *Aggregator) committedLoop(ctx context.Context) {
+	t := time.NewTicker(a.committedEvery)
+	defer t.Stop()
+	warned := false
+	for {
+		if err := a.RefreshCommitted(ctx); err != nil && ctx.Err() == nil {
+			// The last counts read stay; log once per failure streak.
+			if !warned {
+				a.log.Warn("committed delivery counts not read", zap.String("group", a.group), zap.Error(err))
+			}
+			warned = true
+		} else {
+			warned = false
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// RefreshCommitted reads the delivered and dead-lettered counts of every
+// flow from the metadata of the deliverer group's committed offsets. Run
+// calls it every CommittedEvery; tests call it to skip the wait. On error
+// the previous counts stay.
+func (a *Aggregator) RefreshCommitted(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	offsets, err := kadm.NewClient(a.cl).FetchOffsets(ctx, a.group)
+	if errors.Is(err, kerr.GroupIDNotFound) {
+		offsets, err = nil, nil // nothing committed yet
+	}
+	if err != nil {
+		return fmt.Errorf("stats: offsets of group %s: %w", a.group, err)
+	}
+	if err := offsets.Error(); err != nil {
+		// A partition without its counts would lower the sum for a while.
+		return fmt.Errorf("stats: offsets of group %s: %w", a.group, err)
+	}
+	sums := map[string]Counts{}
+	offsets.Each(func(o kadm.OffsetResponse) {
+		flow, ok := kafka.FlowOfDeliveryTopic(o.Topic)
+		if !ok {
+			return
+		}
+		if c, ok := ParseCommitMetadata(o.Metadata); ok {
+			s := sums[flow]
+			s.Add(c)
+			sums[flow] = s
+		}
+	})
+	a.mu.Lock()
+	a.committed = sums
+	a.mu.Unlock()
+	return nil
+}
+
+// countsOf is what a report adds to its flow's counts: the deliverer's
+// delivered and dead-lettered counts come from its committed offsets
+// instead (reports of older deliverers in the compacted topic carry them
+// too; they must not count twice).
+func countsOf(r *Report) Counts {
+	c := r.Counts
+	if r.Service == ServiceDeliverer {
+		c.Delivered, c.DeadLettered = 0, 0
+	}
+	return c
+}
+
 func (a *Aggregator) sampleLoop(ctx context.Context) {
 	t := time.NewTicker(a.interval)
 	defer t.Stop()
@@ -140,8 +249,13 @@ func (a *Aggregator) Sample() {
 	sums := map[string]Counts{}
 	for _, r := range a.reports {
 		c := sums[r.Flow]
-		c.Add(r.Counts)
+		c.Add(countsOf(r))
 		sums[r.Flow] = c
+	}
+	for flow, cc := range a.committed {
+		c := sums[flow]
+		c.Add(cc)
+		sums[flow] = c
 	}
 	for flow, c := range sums {
 		h := append(a.history[flow], Sample{Time: now, Counts: c})
@@ -158,6 +272,7 @@ func (a *Aggregator) Forget(flow string) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	delete(a.history, flow)
+	delete(a.committed, flow)
 	for k, r := range a.reports {
 		if r.Flow == flow {
 			delete(a.reports, k)
@@ -175,7 +290,7 @@ func (a *Aggregator) Flow(flow string) Summary {
 		if r.Flow != flow {
 			continue
 		}
-		s.Counts.Add(r.Counts)
+		s.Counts.Add(countsOf(r))
 		for i, n := range r.Latency {
 			if i < len(latency) {
 				latency[i] += n
@@ -196,6 +311,7 @@ func (a *Aggregator) Flow(flow string) Summary {
 			s.Updated = r.Time
 		}
 	}
+	s.Counts.Add(a.committed[flow])
 	c := s.Counts
 	s.InFlight = c.Received + c.Expanded + c.Redriven - c.FilteredOut - c.DeadLettered - c.Delivered
 	if s.InFlight < 0 {

@@ -11,8 +11,15 @@
 // consumer lag is read separately with kadm.
 //
 // A report is a snapshot of monotonic counters, so losing one (a crash
-// before publishing) only delays numbers; the transformer writes its reports
-// in the same transaction as its outputs, so its counts are exact.
+// before publishing) would lose what it counted since the previous one,
+// and counting work that is later redone would count it twice. Hence the
+// counts that must add up are tied to the commits of the work they count:
+// the transformer writes its reports in the same transaction as its outputs
+// and offsets, and the deliverer's delivered and dead-lettered counts live
+// in the metadata of its committed offsets, per partition (committed.go),
+// which the aggregator reads from the deliverer's consumer group. The
+// deliverer's reports carry only what may be approximate: retries, latency,
+// the last error, the breaker state.
 package stats
 
 import (

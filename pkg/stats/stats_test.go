@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.uber.org/zap/zaptest"
 
@@ -22,18 +23,21 @@ func TestRecorderToAggregator(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer cl.Close()
-	if err := cfg.EnsureTopics(ctx, cl, kafka.StatsTopicSpec()); err != nil {
+	if err := cfg.EnsureTopics(ctx, cl, kafka.StatsTopicSpec(), kafka.TopicSpec{Name: kafka.DeliveryTopic("orders"), Partitions: 3, Replication: -1}); err != nil {
 		t.Fatal(err)
 	}
 
-	// Two transformer instances (one stopped earlier) and a deliverer.
+	// Two transformer instances (one stopped earlier) and a deliverer. The
+	// deliverer's delivered and dead-lettered counts come from its
+	// group's committed offsets; what its reports say of them (older
+	// deliverers published them) is ignored.
 	old := NewRecorder("transformer", "a")
 	old.Add("orders", Counts{Received: 10, FilteredOut: 2, Transformed: 8})
 	tr := NewRecorder("transformer", "b")
 	tr.Add("orders", Counts{Received: 5, Transformed: 5})
 	tr.Add("orders", Counts{Received: 1, DeadLettered: 1})
-	dl := NewRecorder("deliverer", "c")
-	dl.Add("orders", Counts{Delivered: 9, DeadLettered: 1})
+	dl := NewRecorder(ServiceDeliverer, "c")
+	dl.Add("orders", Counts{Delivered: 1000, DeadLettered: 1000, Retries: 4})
 	for i := 0; i < 99; i++ {
 		dl.Latency("orders", 15*time.Millisecond)
 	}
@@ -54,8 +58,19 @@ func TestRecorderToAggregator(t *testing.T) {
 	if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
 		t.Fatal(err)
 	}
+	// Delivered 9 and dead-lettered 1 over two partitions of the delivery
+	// topic, committed by the deliverer group; a partition committed
+	// without counts (a tool's reset) adds nothing.
+	const group = "deliverers"
+	var offs kadm.Offsets
+	offs.Add(kadm.Offset{Topic: kafka.DeliveryTopic("orders"), Partition: 0, At: 7, LeaderEpoch: -1, Metadata: CommitMetadata(Counts{Delivered: 6, DeadLettered: 1})})
+	offs.Add(kadm.Offset{Topic: kafka.DeliveryTopic("orders"), Partition: 1, At: 3, LeaderEpoch: -1, Metadata: CommitMetadata(Counts{Delivered: 3})})
+	offs.Add(kadm.Offset{Topic: kafka.DeliveryTopic("orders"), Partition: 2, At: 5, LeaderEpoch: -1, Metadata: "member-1"})
+	if err := kadm.NewClient(cl).CommitAllOffsets(ctx, group, offs); err != nil {
+		t.Fatal(err)
+	}
 
-	agg, err := NewAggregator(cfg, zaptest.NewLogger(t))
+	agg, err := NewAggregator(cfg, zaptest.NewLogger(t), DelivererGroup(group), CommittedEvery(50*time.Millisecond))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -75,7 +90,7 @@ func TestRecorderToAggregator(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	want := Counts{Received: 16, FilteredOut: 2, Transformed: 13, DeadLettered: 2, Delivered: 9}
+	want := Counts{Received: 16, FilteredOut: 2, Transformed: 13, DeadLettered: 2, Delivered: 9, Retries: 4}
 	if s.Counts != want {
 		t.Fatalf("counts = %+v, want %+v", s.Counts, want)
 	}
@@ -93,16 +108,21 @@ func TestRecorderToAggregator(t *testing.T) {
 
 func TestRates(t *testing.T) {
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	a := &Aggregator{interval: 10 * time.Second, keep: time.Hour, now: func() time.Time { return now },
-		reports: map[string]*Report{}, history: map[string][]Sample{}}
-	a.Apply(Report{Flow: "f", Service: "deliverer", Instance: "x", Counts: Counts{Delivered: 100}})
+	a := newAggregator(nil)
+	a.now = func() time.Time { return now }
+	a.Apply(Report{Flow: "f", Service: "transformer", Instance: "x", Counts: Counts{Received: 100}})
+	a.committed = map[string]Counts{"f": {Delivered: 100}}
 	a.Sample()
 	now = now.Add(30 * time.Second)
-	a.Apply(Report{Flow: "f", Service: "deliverer", Instance: "x", Counts: Counts{Delivered: 400}})
+	a.Apply(Report{Flow: "f", Service: "transformer", Instance: "x", Counts: Counts{Received: 700}})
+	a.committed = map[string]Counts{"f": {Delivered: 400}}
 	a.Sample()
 	s := a.Flow("f")
-	if math.Abs(s.Rates.Delivered-10) > 1e-9 {
-		t.Fatalf("rate = %v/s, want 10/s", s.Rates.Delivered)
+	if math.Abs(s.Rates.Delivered-10) > 1e-9 || math.Abs(s.Rates.Received-20) > 1e-9 {
+		t.Fatalf("rates = %v/s delivered, %v/s received, want 10/s and 20/s", s.Rates.Delivered, s.Rates.Received)
+	}
+	if s.Counts.Delivered != 400 || s.InFlight != 300 {
+		t.Fatalf("counts %+v, in flight %d", s.Counts, s.InFlight)
 	}
 	if len(s.History) != 2 {
 		t.Fatalf("history has %d samples, want 2", len(s.History))
@@ -122,5 +142,30 @@ func TestPercentileEmptyAndOverflow(t *testing.T) {
 	h[len(h)-1] = 5
 	if p := percentile(h, 0.5); p != LatencyBuckets[len(LatencyBuckets)-2] {
 		t.Fatalf("overflow bucket p50 = %v", p)
+	}
+}
+
+func TestCommitMetadata(t *testing.T) {
+	for _, tc := range []struct {
+		md   string
+		want Counts
+		ok   bool
+	}{
+		{CommitMetadata(Counts{Delivered: 12, DeadLettered: 3, Received: 99}), Counts{Delivered: 12, DeadLettered: 3}, true},
+		{CommitMetadata(Counts{}), Counts{}, true},
+		{`{"samsa":1,"delivered":5,"dead_lettered":0}`, Counts{Delivered: 5}, true},
+		{"", Counts{}, false},
+		{"consumer-1-2f6c", Counts{}, false}, // franz-go's default: the member id
+		{`{"samsa":2,"delivered":5}`, Counts{}, false},
+		{`{"samsa":1,"delivered":-5}`, Counts{}, false},
+		{`{"samsa":1,"delivered":`, Counts{}, false},
+	} {
+		got, ok := ParseCommitMetadata(tc.md)
+		if got != tc.want || ok != tc.ok {
+			t.Errorf("ParseCommitMetadata(%q) = %+v, %v; want %+v, %v", tc.md, got, ok, tc.want, tc.ok)
+		}
+	}
+	if md := CommitMetadata(Counts{Delivered: math.MaxInt64, DeadLettered: math.MaxInt64}); len(md) > 200 {
+		t.Errorf("metadata of %d bytes", len(md))
 	}
 }

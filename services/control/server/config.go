@@ -44,6 +44,10 @@ type Config struct {
 	// (tests; not a flag).
 	FlowsTopic string
 	StatsTopic string
+	// DelivererGroup overrides the deliverer's consumer group, whose
+	// committed offsets give the delivery lag and the delivered counts
+	// (tests; not a flag).
+	DelivererGroup string
 }
 
 // RegisterFlags binds the configuration to flags with their defaults.
@@ -110,6 +114,13 @@ func (c *Config) flowsTopic() string {
 		return c.FlowsTopic
 	}
 	return kafka.FlowsTopic
+}
+
+func (c *Config) delivererGroup() string {
+	if c.DelivererGroup != "" {
+		return c.DelivererGroup
+	}
+	return kafka.DelivererGroup
 }
 
 func (c *Config) statsTopic() string {

@@ -119,7 +119,7 @@ func (fs *flowStats) prefetchLags(ctx context.Context, flows []*samsav1.Flow, so
 			srcTopic = kafka.SourceTopic(f.GetSource())
 		}
 		add(kafka.TransformerGroup, srcTopic)
-		add(kafka.DelivererGroup, kafka.DeliveryTopic(f.GetName()))
+		add(fs.delivererGroup, kafka.DeliveryTopic(f.GetName()))
 	}
 	for _, ts := range byGroup {
 		all = append(all, ts...)
@@ -129,7 +129,7 @@ func (fs *flowStats) prefetchLags(ctx context.Context, flows []*samsav1.Flow, so
 	}
 	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
-	ends, err := fs.adm.ListEndOffsets(ctx, all...)
+	ends, err := fs.adm.ListCommittedOffsets(ctx, all...)
 	if err != nil {
 		return // fill asks per topic
 	}

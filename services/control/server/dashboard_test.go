@@ -9,10 +9,12 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/samsa-dev/samsa/pkg/kafka"
+	"github.com/samsa-dev/samsa/pkg/kafkatest"
 	"github.com/samsa-dev/samsa/pkg/stats"
 	samsav1 "github.com/samsa-dev/samsa/proto/samsa/v1"
 )
@@ -57,7 +59,8 @@ func TestDownsample(t *testing.T) {
 // depth), the caller's role, and the sources with the receiver's numbers.
 func TestDashboardAPI(t *testing.T) {
 	e := newEnv(t)
-	in := e.start(t)
+	group := kafkatest.Topic(t) + ".deliverers"
+	in := e.start(t, func(c *Config) { c.DelivererGroup = group })
 	ctx, cancel := context.WithTimeout(as(adminTok), 60*time.Second)
 	defer cancel()
 
@@ -74,19 +77,28 @@ func TestDashboardAPI(t *testing.T) {
 	if _, err := in.flows.PauseFlow(ctx, &samsav1.PauseFlowRequest{Name: names[2]}); err != nil {
 		t.Fatal(err)
 	}
-	// Statistics of names[0], sampled three times (the aggregator's own
-	// sampling may add more samples of the last counts); two dead letters
-	// of names[1].
-	for i := int64(1); i <= 3; i++ {
-		in.srv.agg.Apply(stats.Report{Flow: names[0], Service: "transformer", Instance: "x", Counts: stats.Counts{Received: 10 * i, Transformed: 10 * i}})
-		in.srv.agg.Apply(stats.Report{Flow: names[0], Service: "deliverer", Instance: "y", Counts: stats.Counts{Delivered: 10*i - 1}})
-		in.srv.agg.Sample()
-	}
 	cl, err := e.kcfg.NewClient(nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer cl.Close()
+	// Statistics of names[0], sampled three times (the aggregator's own
+	// sampling may add more samples of the last counts): received from
+	// the transformer's reports, delivered from the metadata of the
+	// deliverer group's committed offsets; two dead letters of names[1].
+	for i := int64(1); i <= 3; i++ {
+		in.srv.agg.Apply(stats.Report{Flow: names[0], Service: "transformer", Instance: "x", Counts: stats.Counts{Received: 10 * i, Transformed: 10 * i}})
+		var offs kadm.Offsets
+		offs.Add(kadm.Offset{Topic: kafka.DeliveryTopic(names[0]), Partition: 0, At: 0, LeaderEpoch: -1,
+			Metadata: stats.CommitMetadata(stats.Counts{Delivered: 10*i - 1})})
+		if err := kadm.NewClient(cl).CommitAllOffsets(ctx, group, offs); err != nil {
+			t.Fatal(err)
+		}
+		if err := in.srv.agg.RefreshCommitted(ctx); err != nil {
+			t.Fatal(err)
+		}
+		in.srv.agg.Sample()
+	}
 	dlqTopic := kafka.DLQTopic(names[1])
 	if err := cl.ProduceSync(ctx, &kgo.Record{Topic: dlqTopic, Value: []byte("a")}, &kgo.Record{Topic: dlqTopic, Value: []byte("b")}).FirstErr(); err != nil {
 		t.Fatal(err)

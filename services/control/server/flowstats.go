@@ -25,12 +25,21 @@ import (
 //     stats.Aggregator here keeps the latest report of every instance and
 //     sums them. A stopped instance's last report stays in the topic, so
 //     totals survive restarts and rebalances.
+//   - delivered and dead-lettered by the deliverer: from the metadata of
+//     the deliverer group's committed offsets, where each partition's
+//     counts advance with its offset in one write, so that a crash or a
+//     rebalance neither repeats nor loses them (stats.CommitMetadata; the
+//     aggregator reads them).
 //   - lag: read from Kafka itself with kadm, the committed offsets of the
-//     transformer and deliverer groups against the topics' end offsets.
+//     transformer and deliverer groups against the topics' last stable
+//     offsets (what a read_committed consumer can read; the deliverer
+//     commits past transaction markers).
 //   - paused and maintenance: from the flow's definition.
 type flowStats struct {
 	agg *stats.Aggregator
 	adm *kadm.Client
+	// delivererGroup is the deliverer's consumer group.
+	delivererGroup string
 
 	mu   sync.Mutex
 	lags map[string]lagEntry // by group + topic, cached briefly
@@ -43,8 +52,8 @@ type lagEntry struct {
 	at  time.Time
 }
 
-func newFlowStats(agg *stats.Aggregator, cl *kgo.Client) *flowStats {
-	return &flowStats{agg: agg, adm: kadm.NewClient(cl), lags: map[string]lagEntry{}, depths: map[string]depthEntry{}}
+func newFlowStats(agg *stats.Aggregator, cl *kgo.Client, delivererGroup string) *flowStats {
+	return &flowStats{agg: agg, adm: kadm.NewClient(cl), delivererGroup: delivererGroup, lags: map[string]lagEntry{}, depths: map[string]depthEntry{}}
 }
 
 // degradedAfter is how long an error keeps a flow "degraded".
@@ -84,7 +93,7 @@ func (fs *flowStats) fill(ctx context.Context, f *samsav1.Flow, src *samsav1.Sou
 		srcTopic = kafka.SourceTopic(src.GetName())
 	}
 	st.TransformLag = fs.lag(ctx, kafka.TransformerGroup, srcTopic, now)
-	st.DeliveryLag = fs.lag(ctx, kafka.DelivererGroup, kafka.DeliveryTopic(f.GetName()), now)
+	st.DeliveryLag = fs.lag(ctx, fs.delivererGroup, kafka.DeliveryTopic(f.GetName()), now)
 
 	if st.State != "active" {
 		return // paused or in maintenance: the operator's decision explains everything
@@ -125,7 +134,7 @@ func (fs *flowStats) lag(ctx context.Context, group, topic string, now time.Time
 
 	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
-	ends, err := fs.adm.ListEndOffsets(ctx, topic)
+	ends, err := fs.adm.ListCommittedOffsets(ctx, topic)
 	if err != nil {
 		return 0
 	}
@@ -141,8 +150,9 @@ func (fs *flowStats) lag(ctx context.Context, group, topic string, now time.Time
 }
 
 // topicLag sums, over the partitions of topic, the offsets between the
-// group's committed offset (the start when none) and the end. ok is false
-// when no partition's end is known.
+// group's committed offset (the start when none) and the end (the last
+// stable offset: records of open transactions are not deliverable yet).
+// ok is false when no partition's end is known.
 func topicLag(ends kadm.ListedOffsets, committed kadm.OffsetResponses, topic string) (lag int64, ok bool) {
 	for _, o := range ends[topic] {
 		if o.Err != nil {

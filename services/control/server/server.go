@@ -141,7 +141,7 @@ func New(cfg Config, log *zap.Logger, reg prometheus.Registerer, kcfg *kafka.Con
 	if s.admin, err = kcfg.NewClient(log, kgo.MetadataMinAge(100*time.Millisecond)); err != nil {
 		return nil, err
 	}
-	if s.agg, err = stats.NewAggregator(kcfg, log.Named("stats"), stats.Topic(cfg.statsTopic())); err != nil {
+	if s.agg, err = stats.NewAggregator(kcfg, log.Named("stats"), stats.Topic(cfg.statsTopic()), stats.DelivererGroup(cfg.delivererGroup())); err != nil {
 		return nil, err
 	}
 	s.store = o.store
@@ -181,7 +181,7 @@ func New(cfg Config, log *zap.Logger, reg prometheus.Registerer, kcfg *kafka.Con
 	for _, gs := range []*grpc.Server{s.grpcSrv, s.innerSrv} {
 		samsav1.RegisterSourceServiceServer(gs, &sourceService{res: s.res, m: m, ingest: o.gatherer})
 		samsav1.RegisterAuthServiceServer(gs, authService{})
-		samsav1.RegisterFlowServiceServer(gs, &flowService{res: s.res, m: m, now: o.now, kcl: s.admin, stats: newFlowStats(s.agg, s.admin), rec: redriveRec})
+		samsav1.RegisterFlowServiceServer(gs, &flowService{res: s.res, m: m, now: o.now, kcl: s.admin, stats: newFlowStats(s.agg, s.admin, cfg.delivererGroup()), rec: redriveRec})
 		samsav1.RegisterTransformServiceServer(gs, &transformService{res: s.res, maxEvents: cfg.MaxTestEvents, now: o.now})
 	}
 

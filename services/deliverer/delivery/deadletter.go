@@ -10,6 +10,7 @@ import (
 
 	"github.com/samsa-dev/samsa/pkg/dlq"
 	"github.com/samsa-dev/samsa/pkg/kafka"
+	"github.com/samsa-dev/samsa/pkg/stats"
 	"github.com/samsa-dev/samsa/pkg/telemetry"
 	"github.com/samsa-dev/samsa/services/deliverer/destination"
 )
@@ -149,22 +150,27 @@ func (f *flowRuntime) finishTxn(b *batch, results []destination.Result) {
 		case actDone:
 			it.finishing, finishing = true, true
 		case actDLQ:
-			it.finishing, finishing = true, true
+			it.finishing, it.dead, finishing = true, true, true
 			dead = append(dead, f.dlqRecord(it, b.conf))
 		}
 	}
-	var offsets map[string]map[int32]kgo.EpochOffset
+	// The offsets carry the partitions' counts as they will be once this
+	// transaction commits (see stats.CommitMetadata).
+	var offsets map[string]map[int32]destination.Offset
 	if finishing {
-		offsets = map[string]map[int32]kgo.EpochOffset{}
+		offsets = map[string]map[int32]destination.Offset{}
 		for _, p := range f.parts {
 			if p.gone {
 				continue
 			}
-			if wm, epoch := p.wmIfFinishing(); wm >= 0 && wm > p.committed {
+			if wm, epoch, c := p.wmIfFinishing(); wm >= 0 && wm > p.committed {
 				if offsets[f.topic] == nil {
-					offsets[f.topic] = map[int32]kgo.EpochOffset{}
+					offsets[f.topic] = map[int32]destination.Offset{}
 				}
-				offsets[f.topic][p.id] = kgo.EpochOffset{Epoch: epoch, Offset: wm}
+				offsets[f.topic][p.id] = destination.Offset{
+					EpochOffset: kgo.EpochOffset{Epoch: epoch, Offset: wm},
+					Metadata:    stats.CommitMetadata(c),
+				}
 			}
 		}
 	}
@@ -198,6 +204,7 @@ func (f *flowRuntime) finishTxn(b *batch, results []destination.Result) {
 		for i := range dec {
 			if dec[i].act == actDone || dec[i].act == actDLQ {
 				dec[i] = decision{act: actRetry, delay: b.conf.pol.backoff(1)}
+				b.items[i].dead = false
 			}
 		}
 	} else if finishing {

@@ -21,6 +21,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -33,6 +34,7 @@ import (
 	"github.com/samsa-dev/samsa/pkg/flow"
 	"github.com/samsa-dev/samsa/pkg/kafka"
 	"github.com/samsa-dev/samsa/pkg/secret"
+	"github.com/samsa-dev/samsa/pkg/stats"
 	samsav1 "github.com/samsa-dev/samsa/proto/samsa/v1"
 	"github.com/samsa-dev/samsa/services/deliverer/destination"
 )
@@ -54,9 +56,11 @@ type Option func(*Deliverer)
 // the system clock.
 func WithClock(c Clock) Option { return func(d *Deliverer) { d.clock = c } }
 
-// WithRecorder sends per-flow statistics (delivered, dead-lettered,
-// retries, latency, last error, breaker state) to r, e.g. a
-// *stats.Recorder that publishes them to samsa.stats. Default: none.
+// WithRecorder sends per-flow statistics (retries, latency, last error,
+// breaker state) to r, e.g. a *stats.Recorder that publishes them to
+// samsa.stats. Default: none. Delivered and dead-lettered events are
+// counted in the metadata of the committed offsets instead, where a crash
+// can neither lose nor repeat them (stats.CommitMetadata).
 func WithRecorder(r Recorder) Option { return func(d *Deliverer) { d.rec = r } }
 
 // WithDestinationFactory replaces how destinations are built from flows
@@ -86,6 +90,9 @@ type Deliverer struct {
 
 	commitMu  sync.Mutex
 	reconcile chan struct{}
+	// noCommits (tests) turns offset commits off, as for a process that
+	// dies before its next commit.
+	noCommits atomic.Bool
 }
 
 // New returns a deliverer over the flows of store, which the caller runs
@@ -139,6 +146,10 @@ func (d *Deliverer) Run(ctx context.Context) error {
 		// records are being taken into lanes.
 		kgo.BlockRebalanceOnPoll(),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		// Transaction markers come as records, so that the committed
+		// offsets move past them (a drained partition shows no lag).
+		kgo.KeepControlRecords(),
+		kgo.OnOffsetsFetched(d.onOffsetsFetched),
 		kgo.FetchMaxWait(250*time.Millisecond),
 		kgo.FetchMaxBytes(32<<20),
 		kgo.SessionTimeout(d.cfg.SessionTimeout),
@@ -402,6 +413,43 @@ func (d *Deliverer) onLost(ctx context.Context, _ *kgo.Client, lost map[string][
 	d.release(ctx, lost, false)
 }
 
+// onOffsetsFetched runs once the committed offsets of newly assigned
+// partitions are fetched, before they are consumed from there: each
+// partition's counts continue from the metadata of the offset it starts
+// at, so that no owner counts an event its predecessor counted (see
+// stats.CommitMetadata).
+func (d *Deliverer) onOffsetsFetched(_ context.Context, _ *kgo.Client, resp *kmsg.OffsetFetchResponse) error {
+	each := func(topic string, partition int32, offset int64, metadata *string) {
+		rt := d.runtimeOfTopic(topic)
+		if rt == nil || offset < 0 {
+			return // nothing committed: counting starts at zero
+		}
+		md := ""
+		if metadata != nil {
+			md = *metadata
+		}
+		c, ok := stats.ParseCommitMetadata(md)
+		if !ok {
+			rt.log.Info("committed offset without delivery counts: counting from zero there",
+				zap.String("topic", topic), zap.Int32("partition", partition), zap.Int64("offset", offset))
+		}
+		rt.startCounts(partition, c)
+	}
+	for _, t := range resp.Topics {
+		for _, p := range t.Partitions {
+			each(t.Topic, p.Partition, p.Offset, p.Metadata)
+		}
+	}
+	for _, g := range resp.Groups {
+		for _, t := range g.Topics {
+			for _, p := range t.Partitions {
+				each(t.Topic, p.Partition, p.Offset, p.Metadata)
+			}
+		}
+	}
+	return nil
+}
+
 // release gives partitions up: nothing new starts on them, attempts in
 // flight may finish (up to the revoke timeout), finished offsets are
 // committed (unless the partitions were lost, when a commit would fail),
@@ -465,12 +513,17 @@ func (d *Deliverer) commitLoop(ctx context.Context) {
 }
 
 // commit commits the watermark of every partition (of only, when set) that
-// moved since the last commit. Partitions of transactional destinations
-// are committed by their transactions instead.
+// moved since the last commit, with the partition's counts in the commit
+// metadata (see stats.CommitMetadata). Partitions of transactional
+// destinations are committed by their transactions instead.
 func (d *Deliverer) commit(ctx context.Context, only map[*flowRuntime][]int32) error {
 	d.commitMu.Lock()
 	defer d.commitMu.Unlock()
+	if d.noCommits.Load() {
+		return nil
+	}
 	offsets := map[string]map[int32]kgo.EpochOffset{}
+	meta := map[string]map[int32]string{}
 	rts := d.runtimes()
 	for _, rt := range rts {
 		if only != nil {
@@ -478,14 +531,25 @@ func (d *Deliverer) commit(ctx context.Context, only map[*flowRuntime][]int32) e
 			if !ok {
 				continue
 			}
-			rt.collect(offsets, ids)
+			rt.collect(offsets, meta, ids)
 			continue
 		}
-		rt.collect(offsets, nil)
+		rt.collect(offsets, meta, nil)
 	}
 	if len(offsets) == 0 {
 		return nil
 	}
+	ctx = kgo.PreCommitFnContext(ctx, func(req *kmsg.OffsetCommitRequest) error {
+		for i := range req.Topics {
+			t := &req.Topics[i]
+			for j := range t.Partitions {
+				if md, ok := meta[t.Topic][t.Partitions[j].Partition]; ok {
+					t.Partitions[j].Metadata = kmsg.StringPtr(md)
+				}
+			}
+		}
+		return nil
+	})
 	var (
 		cerr      error
 		reqFailed bool
@@ -524,8 +588,9 @@ func (d *Deliverer) commit(ctx context.Context, only map[*flowRuntime][]int32) e
 	return nil
 }
 
-// collect adds the partitions' committable watermarks to offsets.
-func (f *flowRuntime) collect(offsets map[string]map[int32]kgo.EpochOffset, ids []int32) {
+// collect adds the partitions' committable watermarks to offsets, and
+// their counts, rendered as commit metadata, to meta.
+func (f *flowRuntime) collect(offsets map[string]map[int32]kgo.EpochOffset, meta map[string]map[int32]string, ids []int32) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.conf != nil && f.conf.dest != nil && f.conf.dest.txn != nil {
@@ -537,8 +602,10 @@ func (f *flowRuntime) collect(offsets map[string]map[int32]kgo.EpochOffset, ids 
 		}
 		if offsets[f.topic] == nil {
 			offsets[f.topic] = map[int32]kgo.EpochOffset{}
+			meta[f.topic] = map[int32]string{}
 		}
 		offsets[f.topic][p.id] = kgo.EpochOffset{Epoch: p.wmEpoch, Offset: p.wm}
+		meta[f.topic][p.id] = stats.CommitMetadata(p.counts)
 	}
 	if ids == nil {
 		for _, p := range f.parts {

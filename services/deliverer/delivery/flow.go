@@ -600,8 +600,12 @@ func (f *flowRuntime) publish(eff *effects) {
 	for _, x := range eff.failures {
 		fm.failures.WithLabelValues(fm.flow, fm.typ, x.class, x.reason).Inc()
 	}
-	if c := (stats.Counts{Delivered: int64(eff.delivered), Retries: int64(eff.retries), DeadLettered: int64(eff.deadLetters)}); c != (stats.Counts{}) {
-		f.d.rec.Add(f.name, c)
+	// Delivered and dead-lettered events are counted when their offsets
+	// are committed (partition.counts, in the commit metadata), not here:
+	// an attempt that finishes but is never committed is made again by
+	// the partition's next owner.
+	if eff.retries > 0 {
+		f.d.rec.Add(f.name, stats.Counts{Retries: int64(eff.retries)})
 	}
 	if e := eff.err; e != nil {
 		f.d.rec.Error(f.name, e.stage, e.msg, e.eventID, e.at)
@@ -628,7 +632,7 @@ func (f *flowRuntime) applyLocked(b *batch, dec []decision, committed bool, eff 
 			}
 			f.releaseLocked(p)
 		case actDLQ:
-			it.finished = true
+			it.finished, it.dead = true, true
 			eventID := ""
 			if it.ev != nil {
 				eventID = it.ev.ID
@@ -665,7 +669,6 @@ func (f *flowRuntime) applyLocked(b *batch, dec []decision, committed bool, eff 
 func (f *flowRuntime) countDeadLetterLocked(fm *flowMetrics) {
 	f.deadLettered++
 	fm.deadLettered.Inc()
-	f.d.rec.Add(f.name, stats.Counts{DeadLettered: 1})
 }
 
 // releaseLocked advances a partition's watermark and frees what it passed.
@@ -710,6 +713,10 @@ func (f *flowRuntime) accept(ftp kgo.FetchTopicPartition) {
 	items := make([]item, len(ftp.Records))
 	for i, r := range ftp.Records {
 		items[i].rec = r
+		if r.Attrs.IsControl() {
+			items[i].control, items[i].finished, items[i].done = true, true, true
+			continue
+		}
 		items[i].ev, items[i].decodeErr = event.Decode(r.Value)
 	}
 	f.mu.Lock()
@@ -718,8 +725,12 @@ func (f *flowRuntime) accept(ftp kgo.FetchTopicPartition) {
 	if p == nil || p.revoking || p.gone {
 		return
 	}
-	if ftp.HighWatermark > p.hwm {
-		p.hwm = ftp.HighWatermark
+	end := ftp.HighWatermark
+	if ftp.LastStableOffset >= 0 && ftp.LastStableOffset < end {
+		end = ftp.LastStableOffset
+	}
+	if end > p.end {
+		p.end = end
 	}
 	orderByKey := f.conf == nil || f.conf.pol.orderByKey
 	// A transactional destination commits the offsets of what it writes
@@ -728,7 +739,7 @@ func (f *flowRuntime) accept(ftp kgo.FetchTopicPartition) {
 	// leave written events after the committed offset. So its events
 	// queue in one lane per partition.
 	inOrder := f.conf != nil && f.conf.dest != nil && f.conf.dest.txn != nil
-	added := 0
+	added, markers := 0, 0
 	for i := range items {
 		it := &items[i]
 		if p.next >= 0 && it.rec.Offset < p.next {
@@ -737,6 +748,10 @@ func (f *flowRuntime) accept(ftp kgo.FetchTopicPartition) {
 		p.next = it.rec.Offset + 1
 		p.pending = append(p.pending, it)
 		added++
+		if it.control {
+			markers++
+			continue
+		}
 		var l *lane
 		if inOrder {
 			if p.whole == nil {
@@ -759,6 +774,9 @@ func (f *flowRuntime) accept(ftp kgo.FetchTopicPartition) {
 		}
 	}
 	f.buffered += added
+	if markers > 0 {
+		f.releaseLocked(p) // a marker at the head moves the watermark
+	}
 	if !p.fetchPaused && p.buffered() >= f.d.cfg.MaxBufferedPerPartition && f.d.cl != nil {
 		f.d.cl.PauseFetchPartitions(map[string][]int32{f.topic: {p.id}})
 		p.fetchPaused = true
@@ -792,6 +810,16 @@ func (f *flowRuntime) addPartitions(ids []int32) {
 			continue
 		}
 		f.parts[id] = newPartition(id)
+	}
+}
+
+// startCounts sets the counts a newly assigned partition starts from: those
+// stored with the committed offset it is consumed from.
+func (f *flowRuntime) startCounts(id int32, c stats.Counts) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if p := f.parts[id]; p != nil && !p.gone && p.wm < 0 && p.head == 0 && len(p.pending) == 0 {
+		p.counts = stats.Counts{Delivered: c.Delivered, DeadLettered: c.DeadLettered}
 	}
 }
 

@@ -14,6 +14,7 @@ import (
 	"github.com/samsa-dev/samsa/pkg/dlq"
 	"github.com/samsa-dev/samsa/pkg/event"
 	"github.com/samsa-dev/samsa/pkg/kafka"
+	"github.com/samsa-dev/samsa/pkg/stats"
 	samsav1 "github.com/samsa-dev/samsa/proto/samsa/v1"
 )
 
@@ -459,6 +460,10 @@ func TestRebalanceLosesNothing(t *testing.T) {
 	waitFor(t, 60*time.Second, "every event delivered", func() bool { return rcv.distinctDelivered() == len(evs) })
 	checkOrder(t, rcv.delivered(), evs)
 	waitFor(t, 20*time.Second, "offsets committed to the end", func() bool { return e.groupLag(name) == 0 })
+	// Each partition's counts moved with its offset between the replicas.
+	if c := e.committedCounts(name); c != (stats.Counts{Delivered: int64(len(evs))}) {
+		t.Errorf("committed counts %+v, want %d delivered", c, len(evs))
+	}
 	t.Logf("%d deliveries for %d events", len(rcv.delivered()), len(evs))
 }
 

@@ -13,6 +13,7 @@ import (
 	"github.com/samsa-dev/samsa/pkg/dlq"
 	"github.com/samsa-dev/samsa/pkg/event"
 	"github.com/samsa-dev/samsa/pkg/kafka"
+	"github.com/samsa-dev/samsa/pkg/stats"
 	samsav1 "github.com/samsa-dev/samsa/proto/samsa/v1"
 	"github.com/samsa-dev/samsa/services/deliverer/destination/kafkadest"
 )
@@ -100,6 +101,9 @@ func TestKafkaDestinationExactlyOnce(t *testing.T) {
 		}
 	}
 	waitFor(t, 10*time.Second, "offsets committed to the end", func() bool { return e.groupLag(name) == 0 })
+	if c := e.committedCounts(name); c != (stats.Counts{Delivered: int64(len(evs))}) {
+		t.Errorf("counts committed in the transactions %+v, want %d delivered", c, len(evs))
+	}
 }
 
 // The json format writes the payload with CloudEvents headers; a record
@@ -149,4 +153,7 @@ func TestKafkaDestinationJSONAndDeadLetter(t *testing.T) {
 		t.Fatalf("dead letter %v %v %+v", ev, err, f)
 	}
 	waitFor(t, 10*time.Second, "offsets committed to the end", func() bool { return e.groupLag(name) == 0 })
+	if c := e.committedCounts(name); c != (stats.Counts{Delivered: 49, DeadLettered: 1}) {
+		t.Errorf("counts committed in the transactions %+v, want 49 delivered and 1 dead-lettered", c)
+	}
 }

@@ -6,6 +6,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/samsa-dev/samsa/pkg/event"
+	"github.com/samsa-dev/samsa/pkg/stats"
 	"github.com/samsa-dev/samsa/services/deliverer/destination"
 )
 
@@ -24,8 +25,15 @@ type item struct {
 	// alone: the next attempt goes in a batch of its own.
 	alone bool
 	// finishing marks items whose outcome is being committed in a
-	// transaction (transactional destinations), for offsetsIfFinished.
+	// transaction (transactional destinations), for wmIfFinishing.
 	finishing bool
+	// dead: its outcome is (or, while finishing, would be) a dead letter,
+	// not a delivery; counted as such when the watermark passes it.
+	dead bool
+	// control: a transaction marker of the delivery topic, not an event.
+	// It is done from the start: the watermark, and so the committed
+	// offset, moves past it, so that a drained partition shows no lag.
+	control bool
 
 	attempts    int
 	first, last time.Time
@@ -82,10 +90,16 @@ type partition struct {
 	next int64
 	// wm is the offset after the last of the contiguous finished events
 	// from the start: what may be committed. -1 until known.
-	wm        int64
-	wmEpoch   int32
+	wm      int64
+	wmEpoch int32
+	// counts are the partition's cumulative delivered and dead-lettered
+	// events before wm, starting from the counts in the metadata of the
+	// offset it was assigned at: what a commit of wm stores with it.
+	counts    stats.Counts
 	committed int64
-	hwm       int64
+	// end is the partition's last stable offset as last fetched: the end
+	// of what a read_committed consumer can read.
+	end int64
 	// inFlight counts attempts in flight and dead letters not yet
 	// acknowledged: a rebalance waits for them.
 	inFlight int
@@ -96,19 +110,31 @@ type partition struct {
 }
 
 func newPartition(id int32) *partition {
-	return &partition{id: id, lanes: map[string]*lane{}, next: -1, wm: -1, committed: -1, hwm: -1}
+	return &partition{id: id, lanes: map[string]*lane{}, next: -1, wm: -1, committed: -1, end: -1}
 }
 
 // buffered is the number of events held for the partition.
 func (p *partition) buffered() int { return len(p.pending) - p.head }
 
-// advance moves the watermark over done events and releases them. It
-// returns how many were released.
+// count adds an item's outcome to c.
+func (it *item) count(c *stats.Counts) {
+	switch {
+	case it.control:
+	case it.dead:
+		c.DeadLettered++
+	default:
+		c.Delivered++
+	}
+}
+
+// advance moves the watermark over done events, counts them and releases
+// them. It returns how many were released.
 func (p *partition) advance() int {
 	n := 0
 	for p.head < len(p.pending) && p.pending[p.head].done {
 		it := p.pending[p.head]
 		p.wm, p.wmEpoch = it.rec.Offset+1, it.rec.LeaderEpoch
+		it.count(&p.counts)
 		p.pending[p.head] = nil
 		p.head++
 		n++
@@ -124,23 +150,24 @@ func (p *partition) advance() int {
 	return n
 }
 
-// wmIfFinishing is the watermark the partition would have if every item
-// marked finishing were done.
-func (p *partition) wmIfFinishing() (int64, int32) {
-	wm, epoch := p.wm, p.wmEpoch
+// wmIfFinishing is the watermark the partition would have, and its counts
+// there, if every item marked finishing were done.
+func (p *partition) wmIfFinishing() (int64, int32, stats.Counts) {
+	wm, epoch, c := p.wm, p.wmEpoch, p.counts
 	for _, it := range p.pending[p.head:] {
 		if !it.done && !it.finishing {
 			break
 		}
 		wm, epoch = it.rec.Offset+1, it.rec.LeaderEpoch
+		it.count(&c)
 	}
-	return wm, epoch
+	return wm, epoch, c
 }
 
 // lag is the number of offsets between the watermark and the end of the
 // partition.
 func (p *partition) lag() int64 {
-	if p.hwm < 0 {
+	if p.end < 0 {
 		return 0
 	}
 	wm := p.wm
@@ -151,7 +178,7 @@ func (p *partition) lag() int64 {
 			return 0
 		}
 	}
-	if l := p.hwm - wm; l > 0 {
+	if l := p.end - wm; l > 0 {
 		return l
 	}
 	return 0

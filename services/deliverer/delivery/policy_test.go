@@ -8,6 +8,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.uber.org/zap"
 
+	"github.com/samsa-dev/samsa/pkg/stats"
 	samsav1 "github.com/samsa-dev/samsa/proto/samsa/v1"
 )
 
@@ -195,29 +196,37 @@ func TestBreaker(t *testing.T) {
 
 func TestPartitionWatermark(t *testing.T) {
 	p := newPartition(0)
+	// Counts from the metadata of the offset the partition starts at.
+	p.counts = stats.Counts{Delivered: 5, DeadLettered: 1}
 	mk := func(off int64) *item { return &item{rec: &kgo.Record{Offset: off, LeaderEpoch: 3}} }
-	// Offsets with a gap (a transaction marker at 12).
-	for _, off := range []int64{10, 11, 13, 14} {
+	// Offsets 10 to 14, 12 a transaction marker (done from the start).
+	for _, off := range []int64{10, 11, 12, 13, 14} {
 		p.pending = append(p.pending, mk(off))
 	}
+	p.pending[2].control, p.pending[2].done = true, true
 	if n := p.advance(); n != 0 || p.wm != -1 {
 		t.Fatalf("advanced over unfinished: %d %d", n, p.wm)
 	}
-	p.pending[1].done = true
-	p.pending[2].done = true
+	p.pending[1].done, p.pending[1].dead = true, true
+	p.pending[3].done = true
 	if n := p.advance(); n != 0 {
 		t.Fatalf("advanced past the lowest unfinished event")
 	}
-	p.pending[3].finishing = true
-	if wm, _ := p.wmIfFinishing(); wm != -1 {
+	p.pending[4].finishing = true
+	if wm, _, _ := p.wmIfFinishing(); wm != -1 {
 		t.Fatalf("wmIfFinishing %d with offset 10 unfinished", wm)
 	}
 	p.pending[0].done = true
-	if wm, epoch := p.wmIfFinishing(); wm != 15 || epoch != 3 {
-		t.Fatalf("wmIfFinishing %d/%d, want 15/3", wm, epoch)
+	want := stats.Counts{Delivered: 8, DeadLettered: 2}
+	if wm, epoch, c := p.wmIfFinishing(); wm != 15 || epoch != 3 || c != want {
+		t.Fatalf("wmIfFinishing %d/%d %+v, want 15/3 %+v", wm, epoch, c, want)
 	}
-	if n := p.advance(); n != 3 || p.wm != 14 || p.buffered() != 1 {
+	if n := p.advance(); n != 4 || p.wm != 14 || p.buffered() != 1 {
 		t.Fatalf("advance: %d, wm %d, buffered %d", n, p.wm, p.buffered())
+	}
+	// The marker is not an event; the finishing item is not done yet.
+	if want := (stats.Counts{Delivered: 7, DeadLettered: 2}); p.counts != want {
+		t.Fatalf("counts at the watermark %+v, want %+v", p.counts, want)
 	}
 }
 

@@ -120,6 +120,14 @@ type Member struct {
 	Generation int32
 }
 
+// Offset is a consumed offset to commit and the metadata stored with it
+// (the deliverer keeps the partition's cumulative counts there; see
+// stats.CommitMetadata).
+type Offset struct {
+	kgo.EpochOffset
+	Metadata string
+}
+
 // Transactional destinations write to the deliverer's own Kafka cluster in
 // transactions that also commit the consumed offsets, which makes delivery
 // exactly-once. Deliver opens the transaction (after a failure it has
@@ -130,10 +138,10 @@ type Transactional interface {
 	// destination type may be transactional in some configurations only.
 	Transactional() bool
 	// Commit writes deadLetters to their topics in the transaction Deliver
-	// opened (or a new one), commits offsets for the group member, and
-	// commits the transaction. After an error, nothing the transaction
-	// wrote is visible and no offset moved.
-	Commit(ctx context.Context, deadLetters []*kgo.Record, offsets map[string]map[int32]kgo.EpochOffset, m Member) error
+	// opened (or a new one), commits offsets with their metadata for the
+	// group member, and commits the transaction. After an error, nothing
+	// the transaction wrote is visible and no offset moved.
+	Commit(ctx context.Context, deadLetters []*kgo.Record, offsets map[string]map[int32]Offset, m Member) error
 	// Abort discards the open transaction, if any.
 	Abort(ctx context.Context) error
 }

@@ -340,7 +340,7 @@ func classify(ctx context.Context, err error) destination.Result {
 
 // Commit writes the dead letters into the open transaction (or a new one),
 // commits the consumed offsets for the group member in it, and commits.
-func (d *Destination) Commit(ctx context.Context, dead []*kgo.Record, offsets map[string]map[int32]kgo.EpochOffset, m destination.Member) error {
+func (d *Destination) Commit(ctx context.Context, dead []*kgo.Record, offsets map[string]map[int32]destination.Offset, m destination.Member) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if !d.txn {
@@ -404,7 +404,7 @@ func (d *Destination) abortLocked() {
 
 // commitOffsetsLocked adds the consumed offsets to the open transaction,
 // fenced by the group member's generation.
-func (d *Destination) commitOffsetsLocked(ctx context.Context, cl *kgo.Client, offsets map[string]map[int32]kgo.EpochOffset, m destination.Member) error {
+func (d *Destination) commitOffsetsLocked(ctx context.Context, cl *kgo.Client, offsets map[string]map[int32]destination.Offset, m destination.Member) error {
 	if len(offsets) == 0 {
 		return nil
 	}
@@ -434,6 +434,9 @@ func (d *Destination) commitOffsetsLocked(ctx context.Context, cl *kgo.Client, o
 		for p, o := range ps {
 			rp := kmsg.NewTxnOffsetCommitRequestTopicPartition()
 			rp.Partition, rp.Offset, rp.LeaderEpoch = p, o.Offset, o.Epoch
+			if o.Metadata != "" {
+				rp.Metadata = kmsg.StringPtr(o.Metadata)
+			}
 			rt.Partitions = append(rt.Partitions, rp)
 		}
 		req.Topics = append(req.Topics, rt)
