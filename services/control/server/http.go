@@ -3,6 +3,7 @@ package server
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -43,6 +44,8 @@ func (s *Server) httpHandler(g prometheus.Gatherer) (http.Handler, error) {
 		runtime.WithErrorHandler(gatewayError),
 		runtime.WithRoutingErrorHandler(routingError),
 		runtime.WithDisableHTTPMethodOverride(),
+		// A form POST to a GET route is a 405, not a read.
+		runtime.WithDisablePathLengthFallback(),
 	)
 	ctx := context.Background()
 	for _, reg := range []func(context.Context, *runtime.ServeMux, *grpc.ClientConn) error{
@@ -68,8 +71,35 @@ func (s *Server) httpHandler(g prometheus.Gatherer) (http.Handler, error) {
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeStatus(w, r, http.StatusNotFound, status.New(codes.NotFound, "no such endpoint: see /openapi.json"))
 	})
-	return withRequestIDHeader(mux), nil
+	return withRequestIDHeader(withAuthChallenge(mux)), nil
 }
+
+// withAuthChallenge adds WWW-Authenticate to every 401, also to those the
+// gateway writes itself (errors of streaming calls).
+func withAuthChallenge(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		next.ServeHTTP(&challengeWriter{ResponseWriter: w}, r)
+	})
+}
+
+type challengeWriter struct{ http.ResponseWriter }
+
+func (w *challengeWriter) WriteHeader(code int) {
+	if code == http.StatusUnauthorized && w.Header().Get("WWW-Authenticate") == "" {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="samsa"`)
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+// Flush keeps streaming answers (the DLQ redrive) streaming.
+func (w *challengeWriter) Flush() {
+	if f, ok := w.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+// Unwrap lets http.ResponseController reach the connection.
+func (w *challengeWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // withRequestIDHeader gives every request an X-Request-Id (the caller's,
 // if usable) and echoes it in the response; the gateway forwards it to the
@@ -84,6 +114,63 @@ func withRequestIDHeader(next http.Handler) http.Handler {
 		w.Header().Set(requestIDHeader, id)
 		next.ServeHTTP(w, r)
 	})
+}
+
+// maxBodyDepth bounds the nesting of a REST request body. Resources nest a
+// few levels; sample events of a transform test carry payloads, which the
+// receiver bounds at 64 levels by default. Far deeper bodies would pass
+// the JSON decoder and then fail protobuf's recursion limit inside the
+// server (an internal error instead of a 400).
+const maxBodyDepth = 512
+
+// checkJSON refuses a body that is not one JSON value, saying where, before
+// the gateway's decoder does with less helpful messages (or accepts
+// trailing garbage after the first value).
+func checkJSON(b []byte) error {
+	if len(bytes.TrimSpace(b)) == 0 {
+		return nil // no body: the gateway treats it as {}
+	}
+	depth, inStr, esc := 0, false, false
+	for _, c := range b {
+		switch {
+		case inStr:
+			switch {
+			case esc:
+				esc = false
+			case c == '\\':
+				esc = true
+			case c == '"':
+				inStr = false
+			}
+		case c == '"':
+			inStr = true
+		case c == '{' || c == '[':
+			if depth++; depth > maxBodyDepth {
+				return fmt.Errorf("JSON nested deeper than %d levels", maxBodyDepth)
+			}
+		case c == '}' || c == ']':
+			depth--
+		}
+	}
+	if json.Valid(b) {
+		return nil
+	}
+	var v any
+	var se *json.SyntaxError
+	if err := json.Unmarshal(b, &v); !errors.As(err, &se) || strings.HasPrefix(se.Error(), "unexpected end") {
+		return errors.New("invalid JSON: unexpected end of input")
+	}
+	line, col := lineCol(b, se.Offset)
+	return fmt.Errorf("line %d, column %d: invalid JSON: %s", line, col, se.Error())
+}
+
+// lineCol is the 1-based line and column of the byte before offset (the
+// one a json.SyntaxError points after).
+func lineCol(b []byte, offset int64) (line, col int) {
+	offset = min(max(offset, 1), int64(len(b)))
+	line = 1 + bytes.Count(b[:offset-1], []byte("\n"))
+	col = int(offset) - (bytes.LastIndexByte(b[:offset-1], '\n') + 1)
+	return line, col
 }
 
 // limitBody refuses bodies over Config.MaxBodyBytes with 413 before the
@@ -108,6 +195,10 @@ func (s *Server) limitBody(next http.Handler) http.Handler {
 				return
 			case err != nil:
 				writeStatus(w, r, http.StatusBadRequest, status.New(codes.InvalidArgument, "reading the request body: "+err.Error()))
+				return
+			}
+			if err := checkJSON(b); err != nil {
+				writeStatus(w, r, http.StatusBadRequest, status.New(codes.InvalidArgument, "request body: "+err.Error()))
 				return
 			}
 			r.Body = io.NopCloser(bytes.NewReader(b))

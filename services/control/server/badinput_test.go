@@ -1,0 +1,41 @@
+package server
+
+import (
+	"strings"
+	"testing"
+)
+
+// checkJSON is the REST layer's first look at a body: where a body is not
+// JSON, and bodies nested too deep for protobuf.
+func TestCheckJSON(t *testing.T) {
+	for _, c := range []struct {
+		name, body, want string
+	}{
+		{"empty", "", ""},
+		{"blank", " \n", ""},
+		{"object", `{"a": [1, {"b": "[[[{"}]}`, ""},
+		{"escaped quote", `{"a": "\"[["}`, ""},
+		{"missing colon", `{"partitions" 3}`, "line 1, column 15: invalid JSON: invalid character '3' after object key"},
+		{"second line", "{\n  \"a\": tru\n}", "line 2, column 11: invalid JSON: invalid character '\\n' in literal true (expecting 'e')"},
+		{"not JSON", `<source/>`, "line 1, column 1: invalid JSON: invalid character '<' looking for beginning of value"},
+		{"trailing garbage", `{} x`, "line 1, column 4: invalid JSON: invalid character 'x' after top-level value"},
+		{"truncated", `{"partitions": 3`, "invalid JSON: unexpected end of input"},
+		{"truncated string", `{"a": "b`, "invalid JSON: unexpected end of input"},
+		{"raw NUL", "{\"a\": \"x\x00\"}", "line 1, column 9: invalid JSON: invalid character '\\x00' in string literal"},
+		{"invalid UTF-8 is protojson's to refuse", "{\"a\": \"\xff\"}", ""},
+		{"512 levels", strings.Repeat("[", 512) + strings.Repeat("]", 512), ""},
+		{"513 levels", strings.Repeat("[", 513) + strings.Repeat("]", 513), "JSON nested deeper than 512 levels"},
+		{"brackets in strings do not count", `["` + strings.Repeat("[", 1000) + `"]`, ""},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			err := checkJSON([]byte(c.body))
+			got := ""
+			if err != nil {
+				got = err.Error()
+			}
+			if got != c.want {
+				t.Fatalf("checkJSON(%q) = %q\nwant %q", c.body, got, c.want)
+			}
+		})
+	}
+}
