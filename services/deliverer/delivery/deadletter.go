@@ -220,3 +220,55 @@ func (f *flowRuntime) finishTxn(b *batch, results []destination.Result) {
 	f.applyLocked(b, dec, true, eff)
 	f.releaseBatchLocked(b)
 }
+
+// commitMarkers commits, for a flow with a transactional destination, the
+// offsets of partitions whose only records after the committed offset are
+// transaction markers. Such markers arrive after the flow's last
+// transaction when a fetch ended just before them, or end an aborted
+// transaction; without this, a drained partition would show a lag until
+// the next event. There is nothing to write, and a transaction that only
+// commits offsets is not one the producer client completes, so this is a
+// plain offset commit of the consumer group. It runs while no batch is in
+// flight and holds dispatching until it is done: every transactional
+// commit of the flow's offsets happened before it (with lower offsets) or
+// starts after it, so the committed offsets never go backwards.
+func (f *flowRuntime) commitMarkers(ctx context.Context) error {
+	f.mu.Lock()
+	c := f.conf
+	if c == nil || c.dest == nil || c.dest.txn == nil || f.stopped || f.committingMarkers || f.inFlightBatches > 0 {
+		f.mu.Unlock()
+		return nil
+	}
+	offsets := map[string]map[int32]kgo.EpochOffset{}
+	meta := map[string]map[int32]string{}
+	for _, p := range f.parts {
+		if p.gone || p.revoking || p.wm < 0 || p.wm <= p.committed || p.buffered() > 0 {
+			continue
+		}
+		if offsets[f.topic] == nil {
+			offsets[f.topic] = map[int32]kgo.EpochOffset{}
+			meta[f.topic] = map[int32]string{}
+		}
+		offsets[f.topic][p.id] = kgo.EpochOffset{Epoch: p.wmEpoch, Offset: p.wm}
+		meta[f.topic][p.id] = stats.CommitMetadata(p.counts)
+	}
+	if len(offsets) == 0 {
+		f.mu.Unlock()
+		return nil
+	}
+	f.committingMarkers = true
+	f.mu.Unlock()
+
+	f.d.commitMu.Lock()
+	var err error
+	if !f.d.noCommits.Load() {
+		err = f.d.commitOffsets(ctx, []*flowRuntime{f}, offsets, meta)
+	}
+	f.d.commitMu.Unlock()
+
+	f.mu.Lock()
+	f.committingMarkers = false
+	f.mu.Unlock()
+	f.poke()
+	return err
+}

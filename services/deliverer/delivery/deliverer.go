@@ -508,6 +508,11 @@ func (d *Deliverer) commitLoop(ctx context.Context) {
 		if err := d.commit(ctx, nil); err != nil && ctx.Err() == nil {
 			d.log.Warn("offset commit failed", zap.Error(err))
 		}
+		for _, rt := range d.runtimes() {
+			if err := rt.commitMarkers(ctx); err != nil && ctx.Err() == nil {
+				rt.log.Warn("offset commit past transaction markers failed", zap.Error(err))
+			}
+		}
 		d.observe()
 	}
 }
@@ -536,6 +541,12 @@ func (d *Deliverer) commit(ctx context.Context, only map[*flowRuntime][]int32) e
 		}
 		rt.collect(offsets, meta, nil)
 	}
+	return d.commitOffsets(ctx, rts, offsets, meta)
+}
+
+// commitOffsets commits offsets of the runtimes rts with their metadata
+// and records what was committed. commitMu must be held.
+func (d *Deliverer) commitOffsets(ctx context.Context, rts []*flowRuntime, offsets map[string]map[int32]kgo.EpochOffset, meta map[string]map[int32]string) error {
 	if len(offsets) == 0 {
 		return nil
 	}

@@ -96,6 +96,9 @@ type flowRuntime struct {
 	deadLettered    int64
 	retries         int64
 	dlqEnsured      bool
+	// committingMarkers holds dispatching while an offsets-only
+	// transaction commits trailing transaction markers (commitMarkers).
+	committingMarkers bool
 
 	pausedGauge, maintenanceGauge, breakerGauge prometheus.Gauge
 }
@@ -326,7 +329,7 @@ func (f *flowRuntime) limiterFor(b *batch) *rate.Limiter {
 func (f *flowRuntime) next() *batch {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if f.stopped {
+	if f.stopped || f.committingMarkers {
 		return nil
 	}
 	now := time.Now()
