@@ -14,6 +14,12 @@
 // events out of retries go to samsa.dlq.<flow> with the reason in headers
 // (pkg/dlq). Destinations that write to the deliverer's own Kafka cluster
 // commit the consumed offsets in their own transactions (exactly-once).
+//
+// The flow's delivered and dead-lettered counts advance with the committed
+// offsets: each commit stores its partition's cumulative counts in the
+// offset metadata (stats.CommitMetadata), and a new owner continues from
+// the counts of the offset it starts at, so that the status counts stay
+// exact across crashes, rebalances and broker outages.
 package delivery
 
 import (
