@@ -183,6 +183,9 @@ func (d *Destination) client() (*kgo.Client, error) {
 			// soon; a replica that does come back aborts it at once.
 			kgo.TransactionTimeout(30*time.Second),
 			kgo.ProducerBatchMaxBytes(4<<20),
+			// Deliver produces a whole batch and waits for it: lingering
+			// would only delay every batch (franz-go's default is 10 ms).
+			kgo.ProducerLinger(0),
 		)
 	} else {
 		r := d.cfg.Remote
@@ -192,6 +195,7 @@ func (d *Destination) client() (*kgo.Client, error) {
 			kgo.WithLogger(kzap.New(d.log.Named("kafka-destination"), kzap.Level(kgo.LogLevelWarn))),
 			kgo.RecordDeliveryTimeout(d.cfg.Timeout),
 			kgo.ProducerBatchMaxBytes(4 << 20),
+			kgo.ProducerLinger(0), // as above
 		}
 		if r.TLS != nil {
 			opts = append(opts, kgo.DialTLSConfig(r.TLS))
