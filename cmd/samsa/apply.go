@@ -60,7 +60,10 @@ func runApply(ctx context.Context, e *env, args []string) error {
 			fmt.Fprintf(e.stderr, "%s: %v\n", r.ref(), err)
 			if ae, ok := err.(*apiError); ok {
 				for _, fv := range ae.fields {
-					fmt.Fprintf(e.stderr, "  %s: %s\n", fv.GetField(), fv.GetDescription())
+					// The message names the first field already.
+					if line := fv.GetField() + ": " + fv.GetDescription(); !strings.Contains(ae.msg, line) {
+						fmt.Fprintf(e.stderr, "  %s\n", line)
+					}
 				}
 			}
 			if firstErr == nil {

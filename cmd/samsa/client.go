@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
@@ -75,11 +76,40 @@ func (c *client) do(ctx context.Context, method, p string, in, out proto.Message
 		return decodeError(resp.StatusCode, b)
 	}
 	if out != nil {
+		if !json.Valid(b) {
+			return fmt.Errorf("the answer of %s is not JSON (%s): is --server the control API?", c.base, describeBody(resp.Header.Get("Content-Type"), b))
+		}
 		if err := jsonIn.Unmarshal(b, out); err != nil {
 			return fmt.Errorf("decoding the answer of %s: %w", c.base, err)
 		}
 	}
 	return nil
+}
+
+// describeBody says what a body that is not the expected JSON is, without
+// dumping it: an HTML page, or its first line.
+func describeBody(contentType string, b []byte) string {
+	t := strings.TrimSpace(string(b))
+	switch {
+	case t == "":
+		return "an empty body"
+	case strings.Contains(contentType, "html") || strings.HasPrefix(t, "<"):
+		return "an HTML page"
+	}
+	line, _, cut := strings.Cut(t, "\n")
+	if len(line) > 120 {
+		line, cut = line[:120], true
+	}
+	line = strings.Map(func(r rune) rune {
+		if r < ' ' || r == 0x7f || r == utf8.RuneError {
+			return -1
+		}
+		return r
+	}, line)
+	if cut {
+		line += "..."
+	}
+	return fmt.Sprintf("%q", line)
 }
 
 func (c *client) send(ctx context.Context, method, p string, in proto.Message) (*http.Response, error) {
@@ -90,6 +120,9 @@ func (c *client) send(ctx context.Context, method, p string, in proto.Message) (
 			return nil, err
 		}
 		body = bytes.NewReader(b)
+	}
+	if err := c.check(); err != nil {
+		return nil, err
 	}
 	req, err := http.NewRequestWithContext(ctx, method, c.base+p, body)
 	if err != nil {
@@ -109,6 +142,22 @@ func (c *client) send(ctx context.Context, method, p string, in proto.Message) (
 	return resp, nil
 }
 
+// check refuses a --server or --token that cannot work, before any
+// request, with a message that names the flag (not a URL parser's or an
+// HTTP library's complaint about what was built from it).
+func (c *client) check() error {
+	u, err := url.Parse(c.base)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil {
+		return usagef("--server %q: want the control API's base URL, http:// or https:// and a host, e.g. %s", c.base, defaultServer)
+	}
+	for _, r := range c.token {
+		if r <= ' ' || r == 0x7f {
+			return usagef("--token: holds a space or a control character (a line break pasted with it?)")
+		}
+	}
+	return nil
+}
+
 func unwrapURLError(err error) error {
 	var ue *url.Error
 	if errors.As(err, &ue) {
@@ -125,6 +174,11 @@ func decodeError(status int, b []byte) error {
 	var body samsav1.Error
 	if err := jsonIn.Unmarshal(b, &body); err == nil && body.GetError() != "" {
 		e.code, e.msg, e.fields = body.GetCode(), body.GetError(), body.GetFields()
+		if e.code == "" {
+			// The control API always names the code: this came from
+			// something else, the receiver perhaps.
+			e.msg = fmt.Sprintf("%d %s: %s (not an answer of the control API: is --server right?)", status, http.StatusText(status), e.msg)
+		}
 		return e
 	}
 	var stream struct {
@@ -142,8 +196,11 @@ func decodeError(status int, b []byte) error {
 		}
 		return e
 	}
-	if t := strings.TrimSpace(string(b)); t != "" && len(t) < 500 {
-		e.msg = fmt.Sprintf("%d %s: %s", status, http.StatusText(status), t)
+	if len(bytes.TrimSpace(b)) > 0 {
+		e.msg = fmt.Sprintf("%d %s: %s", status, http.StatusText(status), describeBody("", b))
+		if strings.HasPrefix(strings.TrimSpace(string(b)), "<") {
+			e.msg += " (is --server the control API, or is a proxy in the way?)"
+		}
 	}
 	return e
 }

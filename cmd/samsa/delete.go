@@ -27,6 +27,9 @@ func runDelete(ctx context.Context, e *env, args []string) error {
 	if !ok {
 		return usagef("delete %q: want source or flow", pos[0])
 	}
+	if err := checkName(strings.ToLower(kind), pos[1]); err != nil {
+		return err
+	}
 	p := path("/v1/sources/%s", pos[1])
 	if kind == kindFlow {
 		p = path("/v1/flows/%s", pos[1])

@@ -33,6 +33,9 @@ func runDLQ(ctx context.Context, e *env, args []string) error {
 	if err := wantArgs(pos, 1, 1, "dlq redrive FLOW"); err != nil {
 		return err
 	}
+	if err := checkName("flow", pos[0]); err != nil {
+		return err
+	}
 	now := time.Now()
 	req := &samsav1.RedriveDLQRequest{Filter: filter}
 	if req.Since, err = timeArg("--since", since, now); err != nil {

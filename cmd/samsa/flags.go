@@ -3,6 +3,8 @@ package main
 import (
 	"flag"
 	"fmt"
+
+	"github.com/samsa-dev/samsa/pkg/kafka"
 )
 
 // apiFlags are the flags of every command that calls the control API.
@@ -72,6 +74,16 @@ func parse(fs *flag.FlagSet, args []string) ([]string, error) {
 		pos = append(pos, rest[0])
 		args = rest[1:]
 	}
+}
+
+// checkName refuses a source or flow name that no resource can have, so
+// that a typo is named as such instead of answered with a puzzling 404 (a
+// name with a slash or "..", once in a URL, reaches another route).
+func checkName(kind, name string) error {
+	if err := kafka.ValidateName(name); err != nil {
+		return usagef("%s %v", kind, err)
+	}
+	return nil
 }
 
 // wantArgs checks the number of positional arguments.

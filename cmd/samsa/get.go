@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net/url"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -49,6 +50,16 @@ func runGet(ctx context.Context, e *env, args []string) error {
 	if !ok {
 		return usagef("get %q: want sources or flows", pos[0])
 	}
+	if len(pos) == 2 {
+		if err := checkName(strings.ToLower(kind), pos[1]); err != nil {
+			return err
+		}
+	}
+	if source != "" {
+		if err := checkName("--source", source); err != nil {
+			return err
+		}
+	}
 	c := f.client()
 	switch {
 	case kind == kindSource && len(pos) == 2:
@@ -72,7 +83,7 @@ func runGet(ctx context.Context, e *env, args []string) error {
 	default:
 		p := "/v1/flows"
 		if source != "" {
-			p += "?source=" + source
+			p += "?source=" + url.QueryEscape(source)
 		}
 		var l samsav1.ListFlowsResponse
 		if err := c.do(ctx, "GET", p, nil, &l); err != nil {

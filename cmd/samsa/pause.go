@@ -24,6 +24,9 @@ func pauseOrResume(verb, done string) func(context.Context, *env, []string) erro
 		if err := wantArgs(pos, 1, 1, verb+" FLOW"); err != nil {
 			return err
 		}
+		if err := checkName("flow", pos[0]); err != nil {
+			return err
+		}
 		var fl samsav1.Flow
 		if err := f.client().do(ctx, "POST", path("/v1/flows/%s:"+verb, pos[0]), &samsav1.PauseFlowRequest{}, &fl); err != nil {
 			return err

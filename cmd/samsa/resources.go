@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"regexp"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -16,6 +17,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"gopkg.in/yaml.v3"
 
+	"github.com/samsa-dev/samsa/pkg/kafka"
 	samsav1 "github.com/samsa-dev/samsa/proto/samsa/v1"
 )
 
@@ -119,13 +121,27 @@ func decodeResource(v any, where string) (*resource, error) {
 		return nil, fmt.Errorf("%s: kind %q: want Source or Flow", where, kind)
 	}
 	if err := strictJSON.Unmarshal(b, msg); err != nil {
-		// protojson's messages are deliberately unstable in their spacing.
-		return nil, fmt.Errorf("%s (%s): %s", where, kind, strings.ReplaceAll(err.Error(), "\u00a0", " "))
+		return nil, fmt.Errorf("%s (%s): %s", where, kind, protoMessage(err))
 	}
 	if res.name() == "" {
 		return nil, fmt.Errorf("%s (%s): name is missing", where, res.kind)
 	}
+	// The server checks names too, but a name with a slash or ".." would
+	// reach another route as a URL and be answered with a 404.
+	if err := kafka.ValidateName(res.name()); err != nil {
+		return nil, fmt.Errorf("%s (%s): %v", where, res.kind, err)
+	}
 	return res, nil
+}
+
+// protoPrefix is what protojson puts before its messages; the position is
+// in the JSON made from the document, not in the file, so it only confuses.
+var protoPrefix = regexp.MustCompile(`^proto:\s*(syntax error\s*)?(\(line \d+:\d+\):\s*)?`)
+
+// protoMessage is a protojson error without its prefix (and with plain
+// spaces: protojson's messages are deliberately unstable in their spacing).
+func protoMessage(err error) string {
+	return protoPrefix.ReplaceAllString(strings.ReplaceAll(err.Error(), "\u00a0", " "), "")
 }
 
 // toJSON converts what yaml.v3 decodes into values encoding/json encodes

@@ -25,6 +25,9 @@ func runStatus(ctx context.Context, e *env, args []string) error {
 	if err := wantArgs(pos, 1, 1, "status FLOW"); err != nil {
 		return err
 	}
+	if err := checkName("flow", pos[0]); err != nil {
+		return err
+	}
 	if err := f.checkOutput(); err != nil {
 		return err
 	}

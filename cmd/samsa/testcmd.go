@@ -39,6 +39,9 @@ func runTest(ctx context.Context, e *env, args []string) error {
 	req := &samsav1.TestRequest{}
 	switch {
 	case len(pos) == 1 && file == "":
+		if err := checkName("flow", pos[0]); err != nil {
+			return err
+		}
 		req.Flow = pos[0]
 	case len(pos) == 0 && file != "":
 		fl, err := flowFromFile(e, file, name)
@@ -128,7 +131,11 @@ func readTestEvents(e *env, name string) ([]*samsav1.TestEvent, error) {
 		}
 		ev := &samsav1.TestEvent{}
 		if err := strictJSON.Unmarshal([]byte(line), ev); err != nil {
-			return nil, fmt.Errorf("%s, line %d: %s", name, n, strings.ReplaceAll(err.Error(), "\u00a0", " "))
+			where := name
+			if where == "-" {
+				where = "stdin"
+			}
+			return nil, fmt.Errorf("%s, line %d: %s", where, n, protoMessage(err))
 		}
 		out = append(out, ev)
 	}

@@ -45,6 +45,9 @@ func runTrace(ctx context.Context, e *env, args []string) error {
 	if *flowName == "" {
 		return usagef("usage: samsa trace EVENT_ID --flow FLOW (--flow is required)")
 	}
+	if err := checkName("--flow", *flowName); err != nil {
+		return err
+	}
 	id := pos[0]
 	cl := f.client()
 	var fl samsav1.Flow

@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -56,10 +57,13 @@ func Main(ctx context.Context, args []string, out io.Writer) error {
 	}
 	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
 		fs.Usage()
-		return errors.New("samsa send: the source name comes first")
+		return errors.New("the source name comes first")
 	}
 	source := args[0]
 	if err := config.Parse(fs, args[1:]); err != nil {
+		return err
+	}
+	if err := c.check(); err != nil {
 		return err
 	}
 	var body []byte
@@ -83,7 +87,7 @@ func Main(ctx context.Context, args []string, out io.Writer) error {
 	case fs.NArg() == 1:
 		body = []byte(fs.Arg(0))
 		if !json.Valid(body) {
-			return fmt.Errorf("samsa send: the payload is not valid JSON: %s", body)
+			return fmt.Errorf("the payload is not valid JSON: %s", jsonProblem(body))
 		}
 		if c.Count > 1 {
 			var compact bytes.Buffer
@@ -91,8 +95,10 @@ func Main(ctx context.Context, args []string, out io.Writer) error {
 			body = bytes.Repeat(append(compact.Bytes(), '\n'), c.Count)
 			ctype = "application/x-ndjson"
 		}
+	case fs.NArg() > 1:
+		return fmt.Errorf("give one JSON payload, or -f FILE: got %d arguments after the source (flags go before the payload)", fs.NArg())
 	default:
-		return errors.New("samsa send: give one JSON payload, or -f FILE")
+		return errors.New("give one JSON payload, or -f FILE")
 	}
 	ids, err := Post(ctx, http.DefaultClient, c, source, ctype, body)
 	if err != nil {
@@ -102,6 +108,65 @@ func Main(ctx context.Context, args []string, out io.Writer) error {
 		fmt.Fprintln(out, id)
 	}
 	return nil
+}
+
+// check refuses flags that cannot work before anything is sent, naming
+// the flag.
+func (c *Config) check() error {
+	if c.Count < 1 {
+		return fmt.Errorf("-n %d: send at least one event", c.Count)
+	}
+	u, err := url.Parse(c.Receiver)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Errorf("--receiver %q: want the receiver's base URL, http:// or https:// and a host, e.g. http://127.0.0.1:8081", c.Receiver)
+	}
+	for _, f := range []struct{ flag, v string }{{"--type", c.Type}, {"--subject", c.Subject}, {"--key", c.Key}, {"--id", c.ID}, {"--api-key", c.APIKey}} {
+		for _, r := range f.v {
+			if r < ' ' || r == 0x7f {
+				return fmt.Errorf("%s: holds a control character (%q), which an HTTP header cannot carry", f.flag, r)
+			}
+		}
+	}
+	return nil
+}
+
+// describeBody says what an answer that is not the receiver's JSON error
+// is, without dumping it: an HTML page, or its first line.
+func describeBody(b []byte) string {
+	t := strings.TrimSpace(string(b))
+	switch {
+	case t == "":
+		return "an empty answer"
+	case strings.HasPrefix(t, "<"):
+		return "an HTML page (is --receiver the receiver, or is a proxy in the way?)"
+	}
+	line, _, cut := strings.Cut(t, "\n")
+	if len(line) > 120 {
+		line, cut = line[:120], true
+	}
+	if cut {
+		line += "..."
+	}
+	return strconv.Quote(line)
+}
+
+// jsonProblem says what is wrong with b and where.
+func jsonProblem(b []byte) string {
+	var v any
+	err := json.Unmarshal(b, &v)
+	var se *json.SyntaxError
+	if errors.As(err, &se) && !strings.HasPrefix(se.Error(), "unexpected end") {
+		return fmt.Sprintf("%v at byte %d", se, se.Offset)
+	}
+	return "unexpected end of input"
+}
+
+func unwrapURLError(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return ue.Err
+	}
+	return err
 }
 
 // Post sends one request and returns the event ids the receiver assigned.
@@ -124,7 +189,7 @@ func Post(ctx context.Context, cl *http.Client, c Config, source, ctype string, 
 	}
 	resp, err := cl.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("samsa send: %w (is the receiver running? samsa dev starts one)", err)
+		return nil, fmt.Errorf("cannot reach the receiver at %s: %w (is it running? samsa dev starts one)", c.Receiver, unwrapURLError(err))
 	}
 	defer resp.Body.Close()
 	rb, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
@@ -136,9 +201,9 @@ func Post(ctx context.Context, cl *http.Client, c Config, source, ctype string, 
 	if resp.StatusCode != http.StatusAccepted {
 		msg := r.Error
 		if msg == "" {
-			msg = strings.TrimSpace(string(rb))
+			msg = describeBody(rb)
 		}
-		return nil, fmt.Errorf("samsa send: %s: %s", resp.Status, msg)
+		return nil, fmt.Errorf("%s: %s", resp.Status, msg)
 	}
 	return r.IDs, nil
 }
