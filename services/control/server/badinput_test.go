@@ -1,6 +1,8 @@
 package server
 
 import (
+	"bytes"
+	"encoding/json"
 	"strings"
 	"testing"
 )
@@ -38,4 +40,25 @@ func TestCheckJSON(t *testing.T) {
 			}
 		})
 	}
+}
+
+// FuzzCheckJSON: checkJSON accepts exactly the valid JSON bodies (and blank
+// ones) that are not nested too deep, and never panics.
+func FuzzCheckJSON(f *testing.F) {
+	for _, s := range []string{`{"a": [1, "x\"[", {"b": null}]}`, `{"a" 1}`, `{"a": "\u0000"}`, "[[[[", `"\\"`, "{}\x00", " "} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		b := []byte(s)
+		err := checkJSON(b)
+		blank := len(bytes.TrimSpace(b)) == 0
+		switch {
+		case err == nil && !blank && !json.Valid(b):
+			t.Fatalf("accepted invalid JSON %q", s)
+		case err != nil && json.Valid(b) && !strings.Contains(err.Error(), "nested deeper"):
+			t.Fatalf("refused valid JSON %q: %v", s, err)
+		case err != nil && err.Error() == "":
+			t.Fatalf("empty error for %q", s)
+		}
+	})
 }
