@@ -488,6 +488,8 @@ func (b *biCluster) ingestCases() []biCase {
 		post("bad names", "a native topic's source", ev(biNative), js, body, 409, "does not accept events over the receiver"),
 		// Content types and methods.
 		post("content type", "text/plain", orders, biWith(nil, "Authorization", "Bearer "+biKey, "Content-Type", "text/plain"), body, 415, `unsupported content type "text/plain"`),
+		post("content type", "gzip", orders, biWith(js, "Content-Encoding", "gzip"), []byte("\x1f\x8b\x08\x00\x00\x00\x00\x00"), 415, `unsupported Content-Encoding "gzip": send the body uncompressed`),
+		post("content type", "brotli", orders, biWith(js, "Content-Encoding", "br"), body, 415, `unsupported Content-Encoding "br"`),
 		post("content type", "missing", orders, biWith(nil, "Authorization", "Bearer "+biKey), body, 415, "missing Content-Type"),
 		post("content type", "form", orders, biWith(nil, "Authorization", "Bearer "+biKey, "Content-Type", "application/x-www-form-urlencoded"), []byte("a=1"), 415, "unsupported content type"),
 		{class: "content type", name: "GET", method: http.MethodGet, url: orders, hdr: js, status: 405, msg: "method GET not allowed"},
@@ -498,6 +500,7 @@ func (b *biCluster) ingestCases() []biCase {
 		post("credentials", "another source's key", orders, biWith(nil, "Authorization", "Bearer "+biOtherKey, "Content-Type", "application/json"), body, 401, "invalid API key"),
 		post("credentials", "Basic auth", orders, biWith(nil, "Authorization", "Basic dXNlcjpwYXNz", "Content-Type", "application/json"), body, 401, "malformed Authorization header"),
 		post("credentials", "control admin token", orders, biWith(nil, "Authorization", "Bearer "+b.adminTok, "Content-Type", "application/json"), body, 401, "invalid API key"),
+		post("credentials", "control editor token", orders, biWith(nil, "Authorization", "Bearer "+biEditorTok, "Content-Type", "application/json"), body, 401, "invalid API key"),
 		post("credentials", "control viewer token", orders, biWith(nil, "Authorization", "Bearer "+biViewerTok, "Content-Type", "application/json"), body, 401, "invalid API key"),
 		// Expired and forged signatures.
 		post("signatures", "Standard Webhooks expired", ev(biSW), sw("msg_1", now.Add(-10*time.Minute), biSWKey, body), body, 401, "outside the tolerance"),

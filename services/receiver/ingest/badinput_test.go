@@ -58,6 +58,7 @@ func TestBadInputs(t *testing.T) {
 		{"wrong content type", keyed, "text/plain", body, bearer, 415, `unsupported content type "text/plain"`},
 		{"missing content type", keyed, "", body, bearer, 415, "missing Content-Type"},
 		{"form post", keyed, "application/x-www-form-urlencoded", []byte("a=1"), bearer, 415, "unsupported content type"},
+		{"compressed body", keyed, "application/json", []byte("\x1f\x8b\x08\x00"), with(bearer, "Content-Encoding", "gzip"), 415, `unsupported Content-Encoding "gzip": send the body uncompressed`},
 		{"invalid UTF-8", keyed, "application/json", []byte("{\"a\":\"\xff\"}"), bearer, 400, "invalid UTF-8 byte 0xff"},
 		{"raw control character", keyed, "application/json", []byte("{\"a\":\"x\x01y\"}"), bearer, 400, "raw control character U+0001"},
 		{"too deep", keyed, "application/json", []byte(strings.Repeat("[", 65) + strings.Repeat("]", 65)), bearer, 400, "nesting deeper than 64 levels"},
@@ -116,7 +117,7 @@ func TestBadInputs(t *testing.T) {
 	if n := h.metric("samsa_receiver_auth_failures_total", map[string]string{"source": stripe, "reason": "timestamp_expired"}); n != 1 {
 		t.Errorf("timestamp_expired failures: %v", n)
 	}
-	if n := h.metric("samsa_receiver_rejections_total", map[string]string{"source": keyed, "reason": "content_type"}); n != 3 {
+	if n := h.metric("samsa_receiver_rejections_total", map[string]string{"source": keyed, "reason": "content_type"}); n != 4 {
 		t.Errorf("content_type rejections: %v", n)
 	}
 	_ = http.StatusOK

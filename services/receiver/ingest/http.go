@@ -7,6 +7,7 @@ import (
 	"math"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -83,6 +84,10 @@ func (r *Receiver) serveEvents(w http.ResponseWriter, req *http.Request) {
 		return v.Authenticate(req.Header, b)
 	}
 	in.decode = func(st *sourceState, now time.Time, dst []event.Event) ([]event.Event, error) {
+		if ce := req.Header.Get("Content-Encoding"); ce != "" && !strings.EqualFold(strings.TrimSpace(ce), "identity") {
+			// Read as it is, a compressed body would be "invalid JSON".
+			return nil, errorf(ErrUnsupportedMedia, "unsupported Content-Encoding %q: send the body uncompressed", ce)
+		}
 		md, ct, err := parseMedia(req.Header.Get("Content-Type"))
 		if err != nil {
 			return nil, err
