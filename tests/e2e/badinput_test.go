@@ -684,7 +684,23 @@ func (b *biCluster) ingestGRPCCases() []biGRPCCase {
 	for i := range many {
 		many[i] = &samsav1.IngestEvent{Data: []byte(`1`)}
 	}
+	stream := func(class, name, tok string, req *samsav1.PublishStreamRequest, code codes.Code, msg string) biGRPCCase {
+		return biGRPCCase{class, "stream: " + name, func(ctx context.Context) error {
+			st, err := cl.PublishStream(biToken(ctx, tok))
+			if err != nil {
+				return err
+			}
+			if err := st.Send(req); err != nil {
+				return err
+			}
+			_, err = st.Recv()
+			return err
+		}, code, msg}
+	}
 	return []biGRPCCase{
+		stream("malformed JSON", "first request", biKey, &samsav1.PublishStreamRequest{Source: biOrders, Events: one(&samsav1.IngestEvent{Data: []byte(`{"a" 1}`)})}, codes.InvalidArgument, "event 1: data: line 1, column 6: invalid JSON"),
+		stream("credentials", "another source's key", biOtherKey, &samsav1.PublishStreamRequest{Source: biOrders, Events: one(&samsav1.IngestEvent{})}, codes.Unauthenticated, "invalid API key"),
+		stream("bad names", "unknown source", biKey, &samsav1.PublishStreamRequest{Source: "Bad_Name", Events: one(&samsav1.IngestEvent{})}, codes.NotFound, "unknown source"),
 		pub("malformed JSON", "second event", biKey, biOrders, []*samsav1.IngestEvent{{Data: []byte(`{}`)}, {Data: []byte(`{"a" 1}`)}}, codes.InvalidArgument, "event 2: data: line 1, column 6: invalid JSON"),
 		pub("truncated JSON", "data", biKey, biOrders, one(&samsav1.IngestEvent{Data: []byte(`{"a":`)}), codes.InvalidArgument, "unexpected end of input"),
 		pub("truncated JSON", "no events", biKey, biOrders, nil, codes.InvalidArgument, "no events"),
