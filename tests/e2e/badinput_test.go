@@ -174,7 +174,7 @@ func newBICluster(t *testing.T) *biCluster {
 	}
 
 	// The resources the bad inputs aim at.
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	adm := kadm.NewClient(c.KafkaClient())
 	if _, err := adm.CreateTopic(ctx, 1, 1, nil, biNativeTopic); err != nil {
@@ -195,6 +195,26 @@ func newBICluster(t *testing.T) *biCluster {
 			t.Fatalf("source %s: %v", name, err)
 		}
 	}
+	// The receiver learns of sources from samsa.flows: wait until it knows
+	// every one (an unauthenticated request is refused, not unknown), so
+	// that no case gets a 404 for a source that is merely new.
+	for _, name := range []string{biOrders, biOther, biSW, biGH, biNative} {
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			r := b.do(http.MethodPost, c.ReceiverURL()+"/v1/sources/"+name+"/events", []string{"Content-Type", "application/json"}, []byte(`{}`))
+			if r.err == nil && r.status != http.StatusNotFound {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("the receiver does not know source %s: %d %v %s", name, r.status, r.err, r.body)
+			}
+			time.Sleep(50 * time.Millisecond) // polling the receiver's view of samsa.flows
+		}
+	}
+	// One event through the whole pipeline: every service works before the
+	// bad inputs. It is sent before the flow exists, so that the flow's
+	// start (by time, a minute back) finds it.
+	b.sendGood("before-1")
 	b.sink = harness.NewSink(t)
 	if err := ctl.PutFlow(biFlow, map[string]any{
 		"source":      biOrders,
@@ -203,10 +223,7 @@ func newBICluster(t *testing.T) *biCluster {
 	}); err != nil {
 		t.Fatalf("flow: %v", err)
 	}
-	// One event through the whole pipeline: every service works before
-	// the bad inputs, and the transformer has its position in the source.
-	b.sendGood("before-1")
-	if err := b.sink.WaitOK(ctx, 1, 30*time.Second); err != nil {
+	if err := b.sink.WaitOK(ctx, 1, time.Minute); err != nil {
 		t.Fatalf("the good event before the bad inputs: %v", err)
 	}
 	return b
