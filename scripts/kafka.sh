@@ -96,7 +96,9 @@ PROPS
              -Djava.awt.headless=true -Dlog4j2.configurationFile="$dir/log4j2.properties")
   if [[ ! -f "$dir/data/meta.properties" ]]; then
     local id; id=$(python3 -c 'import base64,uuid; print(base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("="))')
-    java "${jvm[@]}" -cp "$cp" kafka.tools.StorageTool format -t "$id" -c "$dir/server.properties" >/dev/null
+    # --cluster-id=ID, not -t ID: a base64url id can start with "-", which
+    # the tool's argument parser would take for an option (1 start in 64).
+    java "${jvm[@]}" -cp "$cp" kafka.tools.StorageTool format --cluster-id="$id" --config="$dir/server.properties" >/dev/null
   fi
   echo "kafka.sh: broker on 127.0.0.1:$port, data in $dir" >&2
   exec java "${jvm[@]}" -cp "$cp" kafka.Kafka "$dir/server.properties"
