@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"sort"
 	"sync"
 	"time"
@@ -112,10 +113,30 @@ func Serve(ctx context.Context, srv *http.Server, ln net.Listener, drain time.Du
 	return nil
 }
 
-// AdminServer serves only /metrics, /healthz and /readyz, for services
-// without an HTTP API of their own (transformer, deliverer).
-func AdminServer(reg prometheus.Gatherer, h *Health) *http.Server {
+// AdminOpt configures AdminServer.
+type AdminOpt func(*http.ServeMux)
+
+// WithProfiling also serves Go's profiles under /debug/pprof/. Off by
+// default: the admin address is usually reachable inside the cluster (for
+// probes and scraping) and profiles are not authenticated.
+func WithProfiling() AdminOpt {
+	return func(mux *http.ServeMux) {
+		mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+		mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
+	}
+}
+
+// AdminServer serves only /metrics, /healthz and /readyz (and what opts
+// add), for services without an HTTP API of their own (transformer,
+// deliverer).
+func AdminServer(reg prometheus.Gatherer, h *Health, opts ...AdminOpt) *http.Server {
 	mux := http.NewServeMux()
 	Mount(mux, reg, h)
+	for _, o := range opts {
+		o(mux)
+	}
 	return &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 }

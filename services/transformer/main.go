@@ -32,6 +32,7 @@ type Config struct {
 	Trace      telemetry.TraceConfig
 	AdminAddr  string
 	FlowsTopic string
+	Pprof      bool
 }
 
 func (c *Config) registerFlags(fs *flag.FlagSet) {
@@ -40,6 +41,7 @@ func (c *Config) registerFlags(fs *flag.FlagSet) {
 	c.Log.RegisterFlags(fs)
 	c.Trace.RegisterFlags(fs)
 	fs.StringVar(&c.AdminAddr, "admin-addr", "127.0.0.1:8082", "address of the admin HTTP server (/metrics, /healthz, /readyz)")
+	fs.BoolVar(&c.Pprof, "pprof", false, "also serve Go's profiles at /debug/pprof/ on the admin address (unauthenticated: keep the address private)")
 	fs.StringVar(&c.FlowsTopic, "flows-topic", kafka.FlowsTopic, "topic holding sources and flows")
 }
 
@@ -112,7 +114,7 @@ func run() error {
 	go func() { defer wg.Done(); errs[0] = store.Run(storeCtx) }()
 	go func() {
 		defer wg.Done()
-		errs[1] = telemetry.Serve(ctx, telemetry.AdminServer(reg, health), ln, 5*time.Second, log)
+		errs[1] = telemetry.Serve(ctx, telemetry.AdminServer(reg, health, adminOpts(cfg.Pprof)...), ln, 5*time.Second, log)
 	}()
 	// The pipeline drains (commits its batch, leaves the group) before the
 	// store stops.
@@ -121,4 +123,11 @@ func run() error {
 	stopStore()
 	wg.Wait()
 	return errors.Join(errs...)
+}
+
+func adminOpts(pprof bool) []telemetry.AdminOpt {
+	if pprof {
+		return []telemetry.AdminOpt{telemetry.WithProfiling()}
+	}
+	return nil
 }
