@@ -97,6 +97,12 @@ func (c *Config) Options(log *zap.Logger) ([]kgo.Opt, error) {
 		// deliverer's Kafka destination begin transactions back to back,
 		// so each stage would add up to 20 ms to every event's latency.
 		kgo.ConcurrentTransactionsBackoff(concurrentTxnBackoff),
+		// A consumer holds one fetch response while the next is in
+		// flight; franz-go's default of 50 MiB per response made a
+		// transformer or deliverer catching up on a backlog hold
+		// 100 MiB and more of fetched records. 8 MiB is ~25,000 events
+		// of 300 bytes: more than one batch.
+		kgo.FetchMaxBytes(8 << 20),
 	}
 	if log != nil {
 		opts = append(opts, kgo.WithLogger(kzap.New(log.Named("kafka"), kzap.Level(kgo.LogLevelWarn))))
