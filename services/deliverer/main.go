@@ -122,7 +122,9 @@ func run(args []string) error {
 	storeDone := make(chan error, 1)
 	go func() { storeDone <- store.Run(storeCtx) }()
 	adminDone := make(chan error, 1)
-	go func() { adminDone <- telemetry.Serve(ctx, telemetry.AdminServer(reg, health, adminOpts(cfg.Pprof)...), ln, 5*time.Second, log) }()
+	go func() {
+		adminDone <- telemetry.Serve(ctx, telemetry.AdminServer(reg, health, adminOpts(cfg.Pprof)...), ln, 5*time.Second, log)
+	}()
 
 	statsCtx, stopStats := context.WithCancel(context.Background())
 	statsDone := make(chan struct{})
