@@ -36,7 +36,7 @@ build: ## binaries into bin/
 
 BENCH_STAGES ?=
 bench: deps ## end-to-end benchmark on a real broker; writes docs/benchmarks.md (BENCH_STAGES=ingest,... runs some)
-	SAMSA_BENCH=1 SAMSA_BENCH_STAGES=$(BENCH_STAGES) SAMSA_BENCH_OUT=$(CURDIR)/docs/benchmarks.md \
+	SAMSA_BENCH=1 SAMSA_BENCH_STAGES=$(BENCH_STAGES) SAMSA_BENCH_OUT=$(CURDIR)/docs/benchmarks.md SAMSA_KAFKA_FULL_JIT=1 \
 		$(GO) test -run TestBench -v -count=1 -timeout 3h ./tests/bench/
 
 bench-soak: deps ## make bench plus a 10-minute soak watching every service's memory
