@@ -135,12 +135,23 @@ func TestBench(t *testing.T) {
 	b.rep.Took = time.Since(b.rep.Started)
 	md := b.rep.markdown()
 	t.Log("\n" + md)
+	if b.rep.Soak != nil {
+		t.Log("\n" + b.rep.soakMarkdown())
+	}
+	// Only a full run replaces the results in the document; the soak has
+	// a section of its own.
 	if out := os.Getenv("SAMSA_BENCH_OUT"); out != "" && !t.Failed() {
-		if err := writeInto(out, md); err != nil {
-			t.Errorf("write results: %v", err)
-		} else {
-			t.Logf("results written to %s", out)
+		if os.Getenv("SAMSA_BENCH_STAGES") == "" {
+			if err := writeInto(out, "make bench", md); err != nil {
+				t.Errorf("write results: %v", err)
+			}
 		}
+		if b.rep.Soak != nil {
+			if err := writeInto(out, "make bench-soak", b.rep.soakMarkdown()); err != nil {
+				t.Errorf("write soak results: %v", err)
+			}
+		}
+		t.Logf("results written to %s", out)
 	}
 }
 

@@ -148,36 +148,40 @@ func (r *report) markdown() string {
 			fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s |\n", l.Dest, load, thousands(l.Rate), thousands(l.Achieved), pcts(l.Ack), pcts(l.Mid), pcts(l.E2E))
 		}
 	}
-	if s := r.Soak; s != nil {
-		fmt.Fprintf(&b, "\n**Soak**: %s at %s events/s to the HTTP sink (%s events, all delivered); RSS in MiB:\n\n",
-			s.Duration.Round(time.Second), thousands(s.Rate), thousands(float64(s.Events)))
-		b.WriteString("| after |")
-		for _, n := range r.services {
-			if n != "bench" {
-				fmt.Fprintf(&b, " %s |", n)
-			}
-		}
-		b.WriteString("\n|" + strings.Repeat(" --- |", len(r.services)) + "\n")
-		for _, smp := range s.Samples {
-			fmt.Fprintf(&b, "| %s |", smp.At.Round(time.Second))
-			for _, n := range r.services {
-				if n != "bench" {
-					fmt.Fprintf(&b, " %.0f |", float64(smp.RSS[n])/(1<<20))
-				}
-			}
-			b.WriteString("\n")
-		}
-	}
 	return b.String()
 }
 
-const (
-	beginMarker = "<!-- make bench: begin -->"
-	endMarker   = "<!-- make bench: end -->"
-)
+// soakMarkdown renders the soak run for its own section.
+func (r *report) soakMarkdown() string {
+	var b strings.Builder
+	s := r.Soak
+	fmt.Fprintf(&b, "Last run: %s, %s.\n", r.Started.UTC().Format("2006-01-02 15:04 MST"), r.Machine)
+	fmt.Fprintf(&b, "\n**Soak**: %s at %s events/s to the HTTP sink (%s events, all delivered); RSS in MiB:\n\n",
+		s.Duration.Round(time.Second), thousands(s.Rate), thousands(float64(s.Events)))
+	b.WriteString("| after |")
+	for _, n := range r.services {
+		if n != "bench" {
+			fmt.Fprintf(&b, " %s |", n)
+		}
+	}
+	b.WriteString("\n|" + strings.Repeat(" --- |", len(r.services)) + "\n")
+	for _, smp := range s.Samples {
+		fmt.Fprintf(&b, "| %s |", smp.At.Round(time.Second))
+		for _, n := range r.services {
+			if n != "bench" {
+				fmt.Fprintf(&b, " %.0f |", float64(smp.RSS[n])/(1<<20))
+			}
+		}
+		b.WriteString("\n")
+	}
 
-// writeInto replaces the text between the markers of the file at path.
-func writeInto(path, section string) error {
+	return b.String()
+}
+
+// writeInto replaces the text between the markers <!-- name: begin -->
+// and <!-- name: end --> of the file at path.
+func writeInto(path, name, section string) error {
+	beginMarker, endMarker := "<!-- "+name+": begin -->", "<!-- "+name+": end -->"
 	doc, err := os.ReadFile(path)
 	if err != nil {
 		return err
