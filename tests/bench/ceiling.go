@@ -105,16 +105,3 @@ func createTopics(ctx context.Context, brokers string, partitions int32, topics 
 	}
 	return resp.Error()
 }
-
-// committedCount is the number of records below the last stable offsets of
-// topic: what a read_committed reader can see (transaction markers
-// included, at most one per transaction).
-func endOffsets(ctx context.Context, adm *kadm.Client, topic string) (int64, error) {
-	ends, err := adm.ListEndOffsets(ctx, topic)
-	if err != nil {
-		return 0, err
-	}
-	var sum int64
-	ends.Each(func(o kadm.ListedOffset) { sum += o.Offset })
-	return sum, ends.Error()
-}
