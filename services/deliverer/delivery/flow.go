@@ -715,7 +715,8 @@ func (f *flowRuntime) accept(ftp kgo.FetchTopicPartition) {
 	}
 	items := make([]item, len(ftp.Records))
 	for i, r := range ftp.Records {
-		items[i].rec = r
+		items[i].own = *r
+		items[i].rec = &items[i].own
 		if r.Attrs.IsControl() {
 			items[i].control, items[i].finished, items[i].done = true, true, true
 			continue

@@ -12,7 +12,14 @@ import (
 
 // item is one event between fetch and commit.
 type item struct {
-	rec       *kgo.Record
+	rec *kgo.Record // points to own
+	// own is a copy of the fetched record. franz-go allocates the records
+	// of a fetch in slabs: holding a pointer into one would keep the
+	// whole slab (every partition's records of that fetch, and their
+	// decompressed batches) alive until the slowest partition's event of
+	// it is done; a deliverer working off a backlog held five times the
+	// records it buffers.
+	own       kgo.Record
 	ev        *event.Event // nil when the record could not be decoded
 	decodeErr error
 	lane      *lane
@@ -62,9 +69,16 @@ func (l *lane) next() *item {
 		l.items[l.head] = nil
 		l.head++
 	}
-	if l.head == len(l.items) {
+	switch {
+	case l.head == len(l.items):
 		l.items, l.head = l.items[:0], 0
 		return nil
+	case l.head >= 1024 && l.head*2 >= len(l.items):
+		// A lane that never empties (a partition's single lane under a
+		// steady backlog) must not grow with every item it ever held.
+		k := copy(l.items, l.items[l.head:])
+		clear(l.items[k:])
+		l.items, l.head = l.items[:k], 0
 	}
 	return l.items[l.head]
 }
