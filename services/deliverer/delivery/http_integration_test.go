@@ -526,8 +526,15 @@ func TestBufferBounded(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- d.Run(ctx) }()
 	defer func() { cancel(); <-done }()
-	const n = 10000 // about 2 MB: more than one fetch
-	e.produce(name, events(name, n, 500)...)
+	// About 10 MB, in batches of 500 events: a fetch returns at most
+	// about 1 MiB of a partition (plus a first batch whole, however
+	// large), so pausing must keep most of it in Kafka. One produce call
+	// could make a single 5 MB batch, which no fetch limit splits.
+	const n = 20000
+	evs := events(name, n, 500)
+	for i := 0; i < n; i += 500 {
+		e.produce(name, evs[i:i+500]...)
+	}
 	buffered := func() int {
 		for _, s := range d.Stats() {
 			if s.Flow == name {
