@@ -55,10 +55,18 @@ func TestRuntimeChanges(t *testing.T) {
 	const total = 9000
 	junk := map[int]bool{2500: true, 7000: true}
 	var produced atomic.Int64
+	// The producer holds at allowed until the test lets it go on: flow b
+	// must be running before the stream moves past it, however long the
+	// transformer takes to pick a new flow up on a busy machine.
+	var allowed atomic.Int64
+	allowed.Store(3000)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
 		for i := 0; i < total; i += 100 {
+			for int64(i) >= allowed.Load() {
+				time.Sleep(5 * time.Millisecond)
+			}
 			recs := events("shop", i, 100, "")
 			for j := range recs {
 				if junk[i+j] {
@@ -75,6 +83,10 @@ func TestRuntimeChanges(t *testing.T) {
 	}
 	at(1500)
 	e.putFlow(&samsav1.Flow{Name: b, Source: "shop", Transform: "def transform(event):\n    return [event, {\"copy\": event.data[\"n\"]}]\n"})
+	if got := e.read("samsa.out."+b, 1, time.Minute); len(got) == 0 {
+		t.Fatal("flow b wrote nothing within a minute of its creation")
+	}
+	allowed.Store(total)
 	at(3000)
 	e.putFlow(&samsav1.Flow{Name: a, Source: "shop", Transform: transformA(2)})
 	at(4500)
