@@ -128,6 +128,8 @@ func ParseRecord(rec *kgo.Record) (*Report, error) {
 // safe for concurrent use.
 type Recorder struct {
 	service, instance string
+	base              string // instance as created
+	restarts          int
 
 	mu    sync.Mutex
 	flows map[string]*flowState
@@ -142,7 +144,22 @@ type flowState struct {
 // be unique among the service's running instances (a random id per process
 // start is right: the reports of stopped instances keep their totals).
 func NewRecorder(service, instance string) *Recorder {
-	return &Recorder{service: service, instance: instance, flows: map[string]*flowState{}}
+	return &Recorder{service: service, instance: instance, base: instance, flows: map[string]*flowState{}}
+}
+
+// Restart continues as a new instance (the id with a restart number) with
+// empty counters. The transformer calls it when a transaction's outcome is
+// unknown, its commit cut off midway: the totals committed so far stay in
+// the reports of the old instance, which were written in the same
+// transactions as the work they count, and what is counted from now on
+// goes to the new one. So a batch counts once whether that transaction
+// committed (its report with it) or not (the batch is processed again).
+func (r *Recorder) Restart() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.restarts++
+	r.instance = fmt.Sprintf("%s.%d", r.base, r.restarts)
+	r.flows = map[string]*flowState{}
 }
 
 func (r *Recorder) state(flow string) *flowState {

@@ -169,3 +169,22 @@ func TestCommitMetadata(t *testing.T) {
 		t.Errorf("metadata of %d bytes", len(md))
 	}
 }
+
+func TestRecorderRestart(t *testing.T) {
+	r := NewRecorder("transformer", "host-1")
+	r.Add("f", Counts{Received: 5, Transformed: 5})
+	if reps := r.Reports(time.Now(), true); len(reps) != 1 || reps[0].Instance != "host-1" || reps[0].Counts.Received != 5 {
+		t.Fatalf("before restart: %+v", reps)
+	}
+	r.Restart()
+	if reps := r.Reports(time.Now(), true); len(reps) != 0 {
+		t.Fatalf("after restart the counters must be empty: %+v", reps)
+	}
+	r.Add("f", Counts{Received: 2, Transformed: 2})
+	r.Restart()
+	r.Add("f", Counts{Received: 1, Transformed: 1})
+	reps := r.Reports(time.Now(), true)
+	if len(reps) != 1 || reps[0].Instance != "host-1.2" || reps[0].Counts.Received != 1 {
+		t.Fatalf("after two restarts: %+v", reps)
+	}
+}

@@ -177,11 +177,17 @@ func (b *batch) classifyFailures() (poisoned map[poisonKey]poisonEntry, missingT
 	// attempt: when a broker rejects a produce batch, every record in it
 	// fails, not only the one that is too large.
 	largest := map[string]failedRecord{}
+	// The hook's records are to blame only when they failed alone: when
+	// flow records failed too (the broker unreachable, say), leaving the
+	// statistics out would only make them stale for a minute.
+	hookFailed, flowFailed := false, false
+	defer func() { hook = hookFailed && !flowFailed }()
 	for _, f := range failed {
 		if b.tbl.flowOfTopic(f.rec.Topic) == nil {
-			hook = true
+			hookFailed = true
 			continue
 		}
+		flowFailed = true
 		switch {
 		case isMissingTopicError(f.err):
 			missing[f.rec.Topic] = true

@@ -26,6 +26,10 @@ type Counters interface {
 	Error(flow, stage, msg, eventID string, at time.Time)
 }
 
+// restarter is implemented by Counters that can start afresh when a
+// transaction's outcome is unknown (*stats.Recorder: see its Restart).
+type restarter interface{ Restart() }
+
 // Option configures a Pipeline.
 type Option func(*Pipeline)
 

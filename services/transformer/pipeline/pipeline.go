@@ -565,6 +565,14 @@ func (p *Pipeline) transact(ctx context.Context, sess *kgo.GroupTransactSession,
 	}
 	if err != nil {
 		p.m.txns.WithLabelValues("failed").Inc()
+		// Committed or not, nobody can tell: the statistics written in
+		// this transaction went with it or not at all. Taking the counts
+		// back would undercount a commit that happened; start counting
+		// afresh instead (see stats.Recorder.Restart).
+		if r, ok := p.counters.(restarter); ok {
+			counted = false
+			r.Restart()
+		}
 		return fmt.Errorf("transformer: end transaction: %w", errors.Join(err, writeErr))
 	}
 	if !committed {
