@@ -1,15 +1,15 @@
 package bench
 
 import (
-	"bytes"
 	"context"
 	"fmt"
-	"io"
 	"net/http"
 	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/samsa-dev/samsa/tests/e2e/harness"
 )
 
 // loader posts NDJSON batches of order events to a source through the
@@ -18,7 +18,6 @@ type loader struct {
 	url, source, apiKey string
 	cl                  *http.Client
 	seq                 *atomic.Int64 // shared by every loader of a bench: sequence numbers are unique
-	retried             atomic.Int64
 }
 
 func newLoader(url, source, apiKey string, seq *atomic.Int64, conns int) *loader {
@@ -59,45 +58,16 @@ func appendEvent(b []byte, seq int64, ts time.Time) []byte {
 	return append(b, "\"}\n"...)
 }
 
-// send posts one batch until it is acknowledged (retrying 429 and 5xx with
-// the same Idempotency-Key, so a retried batch keeps its ids).
+// send posts one batch until it is acknowledged (harness.PostEvents:
+// 429, 5xx and 404 retried with the same Idempotency-Key, so a retried
+// batch keeps its ids).
 func (l *loader) send(ctx context.Context, body []byte, key, idem string) error {
-	for attempt := 0; ; attempt++ {
-		if attempt > 0 {
-			l.retried.Add(1)
-		}
-		req, err := http.NewRequestWithContext(ctx, http.MethodPost, l.url+"/v1/sources/"+l.source+"/events", bytes.NewReader(body))
-		if err != nil {
-			return err
-		}
-		req.Header.Set("Content-Type", "application/x-ndjson")
-		req.Header.Set("Authorization", "Bearer "+l.apiKey)
-		req.Header.Set("Samsa-Key", key)
-		req.Header.Set("Idempotency-Key", idem)
-		resp, err := l.cl.Do(req)
-		wait := 100 * time.Millisecond
-		if err == nil {
-			msg, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			switch {
-			case resp.StatusCode == http.StatusAccepted:
-				return nil
-			case resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode >= 500 || resp.StatusCode == http.StatusNotFound:
-				if s, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil && s > 0 {
-					wait = time.Duration(s) * time.Second
-				}
-			default:
-				return fmt.Errorf("bench: batch %s: %d %s", idem, resp.StatusCode, msg)
-			}
-		} else if ctx.Err() != nil {
-			return err
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("bench: batch %s not acknowledged: %w", idem, ctx.Err())
-		case <-time.After(wait):
-		}
-	}
+	h := http.Header{}
+	h.Set("Content-Type", "application/x-ndjson")
+	h.Set("Authorization", "Bearer "+l.apiKey)
+	h.Set("Samsa-Key", key)
+	h.Set("Idempotency-Key", idem)
+	return harness.PostEvents(ctx, l.cl, func(int) string { return l.url }, l.source, h, body)
 }
 
 // batch builds a request of n events stamped ts and returns it with its

@@ -245,12 +245,7 @@ func (f *flowRuntime) commitMarkers(ctx context.Context) error {
 		if p.gone || p.revoking || p.wm < 0 || p.wm <= p.committed || p.buffered() > 0 {
 			continue
 		}
-		if offsets[f.topic] == nil {
-			offsets[f.topic] = map[int32]kgo.EpochOffset{}
-			meta[f.topic] = map[int32]string{}
-		}
-		offsets[f.topic][p.id] = kgo.EpochOffset{Epoch: p.wmEpoch, Offset: p.wm}
-		meta[f.topic][p.id] = stats.CommitMetadata(p.counts)
+		f.addOffsetLocked(p, offsets, meta)
 	}
 	if len(offsets) == 0 {
 		f.mu.Unlock()

@@ -617,12 +617,7 @@ func (f *flowRuntime) collect(offsets map[string]map[int32]kgo.EpochOffset, meta
 		if p == nil || p.gone || p.wm < 0 || p.wm <= p.committed {
 			return
 		}
-		if offsets[f.topic] == nil {
-			offsets[f.topic] = map[int32]kgo.EpochOffset{}
-			meta[f.topic] = map[int32]string{}
-		}
-		offsets[f.topic][p.id] = kgo.EpochOffset{Epoch: p.wmEpoch, Offset: p.wm}
-		meta[f.topic][p.id] = stats.CommitMetadata(p.counts)
+		f.addOffsetLocked(p, offsets, meta)
 	}
 	if ids == nil {
 		for _, p := range f.parts {
@@ -633,6 +628,17 @@ func (f *flowRuntime) collect(offsets map[string]map[int32]kgo.EpochOffset, meta
 	for _, id := range ids {
 		add(f.parts[id])
 	}
+}
+
+// addOffsetLocked adds the partition's watermark to offsets and its counts,
+// rendered as commit metadata, to meta. f.mu is held.
+func (f *flowRuntime) addOffsetLocked(p *partition, offsets map[string]map[int32]kgo.EpochOffset, meta map[string]map[int32]string) {
+	if offsets[f.topic] == nil {
+		offsets[f.topic] = map[int32]kgo.EpochOffset{}
+		meta[f.topic] = map[int32]string{}
+	}
+	offsets[f.topic][p.id] = kgo.EpochOffset{Epoch: p.wmEpoch, Offset: p.wm}
+	meta[f.topic][p.id] = stats.CommitMetadata(p.counts)
 }
 
 func (f *flowRuntime) committed(ps map[int32]kgo.EpochOffset) {

@@ -595,3 +595,13 @@ func (e *env) deleteFlow(name string) {
 		e.t.Fatal(err)
 	}
 }
+
+// flowStats returns the deliverer's statistics of one flow.
+func flowStats(d *Deliverer, name string) (FlowStats, bool) {
+	for _, s := range d.Stats() {
+		if s.Flow == name {
+			return s, true
+		}
+	}
+	return FlowStats{}, false
+}

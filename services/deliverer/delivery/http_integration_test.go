@@ -35,12 +35,8 @@ func TestDownThenUp(t *testing.T) {
 	e.produce(name, evs[:150]...)
 	// While down, attempts fail and the breaker opens; nothing is lost.
 	waitFor(t, 30*time.Second, "the breaker to open", func() bool {
-		for _, s := range d.Stats() {
-			if s.Flow == name && s.Breaker == "open" {
-				return true
-			}
-		}
-		return false
+		s, ok := flowStats(d, name)
+		return ok && s.Breaker == "open"
 	})
 	e.produce(name, evs[150:]...)
 	rcv.restart()
@@ -130,10 +126,8 @@ func TestFailingKeyDoesNotBlockOthers(t *testing.T) {
 	waitFor(t, 30*time.Second, "k0 delivered", func() bool { return rcv.distinctDelivered() == len(evs) })
 	checkOrder(t, rcv.delivered(), evs)
 	waitFor(t, 10*time.Second, "offsets committed to the end", func() bool { return e.groupLag(name) == 0 })
-	for _, s := range d.Stats() {
-		if s.Flow == name && (s.Retries == 0 || s.Delivered != int64(len(evs))) {
-			t.Fatalf("stats %+v", s)
-		}
+	if s, ok := flowStats(d, name); ok && (s.Retries == 0 || s.Delivered != int64(len(evs))) {
+		t.Fatalf("stats %+v", s)
 	}
 }
 
@@ -250,12 +244,8 @@ func TestPauseResume(t *testing.T) {
 	e.putFlow(f)
 	pausedAt := time.Now()
 	waitFor(t, time.Second, "pause to take effect", func() bool {
-		for _, s := range d.Stats() {
-			if s.Flow == name && s.Held && s.HoldReason == "paused" {
-				return true
-			}
-		}
-		return false
+		s, ok := flowStats(d, name)
+		return ok && s.Held && s.HoldReason == "paused"
 	})
 	if time.Since(pausedAt) > time.Second {
 		t.Fatalf("pause took %v", time.Since(pausedAt))
@@ -297,12 +287,8 @@ func TestMaintenanceWindow(t *testing.T) {
 
 	clock.Set(time.Date(2026, 3, 2, 2, 0, 5, 0, time.UTC))
 	waitFor(t, 2*time.Second, "the window to hold delivery", func() bool {
-		for _, s := range d.Stats() {
-			if s.Flow == name && s.Held && s.HoldReason == "maintenance window nightly" {
-				return true
-			}
-		}
-		return false
+		s, ok := flowStats(d, name)
+		return ok && s.Held && s.HoldReason == "maintenance window nightly"
 	})
 	during := events(name+"b", 30, 3)
 	e.produce(name, during...)
@@ -341,12 +327,8 @@ func TestBreakerHoldsEvents(t *testing.T) {
 	evs := events(name, 30, 6)
 	e.produce(name, evs...)
 	waitFor(t, 10*time.Second, "the breaker to open", func() bool {
-		for _, s := range d.Stats() {
-			if s.Flow == name && s.Breaker == "open" {
-				return true
-			}
-		}
-		return false
+		s, ok := flowStats(d, name)
+		return ok && s.Breaker == "open"
 	})
 	before := len(rcv.all())
 	time.Sleep(2 * time.Second) // an interval to count requests in, not a wait for a condition
@@ -449,12 +431,8 @@ func TestRebalanceLosesNothing(t *testing.T) {
 	waitFor(t, 30*time.Second, "deliveries under way", func() bool { return rcv.distinctDelivered() >= 300 })
 	d2, _ := e.startStoppable()
 	waitFor(t, 30*time.Second, "the second replica to get partitions", func() bool {
-		for _, s := range d2.Stats() {
-			if s.Flow == name && s.Partitions > 0 {
-				return true
-			}
-		}
-		return false
+		s, ok := flowStats(d2, name)
+		return ok && s.Partitions > 0
 	})
 	stop1()
 	waitFor(t, 60*time.Second, "every event delivered", func() bool { return rcv.distinctDelivered() == len(evs) })
@@ -485,12 +463,8 @@ func TestFlowDeletedAndRecreated(t *testing.T) {
 
 	e.deleteFlow(name)
 	waitFor(t, 30*time.Second, "the flow forgotten", func() bool {
-		for _, s := range d.Stats() {
-			if s.Flow == name {
-				return false
-			}
-		}
-		return true
+		_, ok := flowStats(d, name)
+		return !ok
 	})
 	second := events(name+"b", 20, 4)
 	e.produce(name, second...)
@@ -536,12 +510,8 @@ func TestBufferBounded(t *testing.T) {
 		e.produce(name, evs[i:i+500]...)
 	}
 	buffered := func() int {
-		for _, s := range d.Stats() {
-			if s.Flow == name {
-				return s.Buffered
-			}
-		}
-		return 0
+		s, _ := flowStats(d, name)
+		return s.Buffered
 	}
 	waitFor(t, 20*time.Second, "events buffered", func() bool { return buffered() >= 100 })
 	peak := 0

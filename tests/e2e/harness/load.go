@@ -137,23 +137,36 @@ func (l *Load) runKey(ctx context.Context, cl *http.Client, k int) error {
 // post sends one batch until it is acknowledged, honouring Retry-After.
 func (l *Load) post(ctx context.Context, cl *http.Client, k int, key, idem string, body []byte) error {
 	urls := append([]string{l.URL}, l.Failover...)
-	for attempt := 0; ; attempt++ {
+	h := http.Header{}
+	h.Set("Content-Type", "application/x-ndjson")
+	h.Set("Idempotency-Key", idem)
+	h.Set("Samsa-Key", key)
+	h.Set("ce-type", l.Type)
+	if l.APIKey != "" {
+		h.Set("Authorization", "Bearer "+l.APIKey)
+	}
+	return PostEvents(ctx, cl, func(attempt int) string {
 		if attempt > 0 {
 			l.retries.Add(1)
 		}
-		base := urls[(k+attempt)%len(urls)]
-		req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+"/v1/sources/"+l.Source+"/events", bytes.NewReader(body))
+		l.posted.Add(1)
+		return urls[(k+attempt)%len(urls)]
+	}, l.Source, h, body)
+}
+
+// PostEvents posts body to a source's events endpoint until it is
+// acknowledged (202). 404 (a source reaches the receiver through
+// samsa.flows a moment after control stored it), 429 and 5xx, and
+// connection errors, are retried with the same request after Retry-After
+// or 200 ms, so a retried batch keeps its ids (given an Idempotency-Key
+// in header). base returns the receiver's URL for each attempt, from 0.
+func PostEvents(ctx context.Context, cl *http.Client, base func(attempt int) string, source string, header http.Header, body []byte) error {
+	for attempt := 0; ; attempt++ {
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, base(attempt)+"/v1/sources/"+source+"/events", bytes.NewReader(body))
 		if err != nil {
 			return err
 		}
-		req.Header.Set("Content-Type", "application/x-ndjson")
-		req.Header.Set("Idempotency-Key", idem)
-		req.Header.Set("Samsa-Key", key)
-		req.Header.Set("ce-type", l.Type)
-		if l.APIKey != "" {
-			req.Header.Set("Authorization", "Bearer "+l.APIKey)
-		}
-		l.posted.Add(1)
+		req.Header = header.Clone()
 		resp, err := cl.Do(req)
 		wait := 200 * time.Millisecond
 		if err == nil {
@@ -163,19 +176,17 @@ func (l *Load) post(ctx context.Context, cl *http.Client, k int, key, idem strin
 			case resp.StatusCode == http.StatusAccepted:
 				return nil
 			case resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode >= 500,
-				// A new source reaches the receiver through samsa.flows a
-				// moment after control stored it.
 				resp.StatusCode == http.StatusNotFound:
 				if s, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil && s > 0 {
 					wait = time.Duration(s) * time.Second
 				}
 			default:
-				return fmt.Errorf("load: batch %s: %d %s", idem, resp.StatusCode, msg)
+				return fmt.Errorf("load: batch %s: %d %s", header.Get("Idempotency-Key"), resp.StatusCode, msg)
 			}
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("load: batch %s not acknowledged: %w", idem, ctx.Err())
+			return fmt.Errorf("load: batch %s not acknowledged: %w", header.Get("Idempotency-Key"), ctx.Err())
 		case <-time.After(wait):
 		}
 	}
