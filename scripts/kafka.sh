@@ -9,6 +9,9 @@
 #                                          and run the broker in the foreground on 127.0.0.1:P
 #                                          (default 9092); SIGTERM stops it cleanly.
 #   scripts/kafka.sh classpath             print the broker's classpath
+#
+# Environment: SAMSA_KAFKA_CACHE (where the jars go), SAMSA_KAFKA_FULL_JIT=1
+# (benchmarks), SAMSA_KAFKA_PROPS (extra server.properties lines).
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -80,6 +83,7 @@ transaction.abort.timed.out.transaction.cleanup.interval.ms=5000
 # than 20 (transactional stages back to back would add ~20 ms each).
 add.partitions.to.txn.retry.backoff.ms=2
 log.segment.bytes=67108864
+${SAMSA_KAFKA_PROPS:-}
 PROPS
   cat > "$dir/log4j2.properties" <<'PROPS'
 rootLogger.level=WARN
@@ -97,7 +101,10 @@ PROPS
   # broker: SAMSA_KAFKA_FULL_JIT=1 (make bench) lets the JIT optimise fully.
   local jit=(-XX:TieredStopAtLevel=1)
   [[ "${SAMSA_KAFKA_FULL_JIT:-}" == 1 ]] && jit=()
-  local jvm=(-Xms256m -Xmx1g -XX:+UseG1GC "${jit[@]}" -Xshare:auto
+  # The G1 settings of Kafka's own start script (kafka-run-class.sh):
+  # short pauses matter more to a broker than collector throughput.
+  local jvm=(-Xms256m -Xmx1g -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -XX:InitiatingHeapOccupancyPercent=35
+             -XX:+ExplicitGCInvokesConcurrent "${jit[@]}" -Xshare:auto
              -Djava.awt.headless=true -Dlog4j2.configurationFile="$dir/log4j2.properties")
   if [[ ! -f "$dir/data/meta.properties" ]]; then
     local id; id=$(python3 -c 'import base64,uuid; print(base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("="))')
