@@ -8,6 +8,9 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	rtmetrics "runtime/metrics"
+	"strconv"
+	"strings"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -51,6 +54,10 @@ func preload(b *testing.B, e *env, name string, n, keys int) {
 func measure(b *testing.B, e *env, n int, done func(*Deliverer) int) {
 	b.Helper()
 	b.ReportAllocs()
+	// The peak resident set from here on (clear_refs 5 resets VmHWM).
+	_ = os.WriteFile("/proc/self/clear_refs", []byte("5"), 0)
+	live := []rtmetrics.Sample{{Name: "/gc/heap/live:bytes"}}
+	var peakLive uint64
 	b.ResetTimer()
 	start := time.Now()
 	cpu0 := cpuTime()
@@ -74,6 +81,8 @@ func measure(b *testing.B, e *env, n int, done func(*Deliverer) int) {
 			buffered += s.Buffered
 		}
 		samples++
+		rtmetrics.Read(live)
+		peakLive = max(peakLive, live[0].Value.Uint64())
 		time.Sleep(20 * time.Millisecond)
 	}
 	end := time.Now()
@@ -86,7 +95,26 @@ func measure(b *testing.B, e *env, n int, done func(*Deliverer) int) {
 	b.ReportMetric(first.Sub(start).Seconds(), "startup-s")
 	b.ReportMetric(float64(inflight)/float64(max(samples, 1)), "in-flight")
 	b.ReportMetric(float64(buffered)/float64(max(samples, 1)), "buffered")
+	// Memory of this process (the deliverer and the benchmark's idle
+	// producer): the live heap after a GC, and the peak RSS.
+	b.ReportMetric(float64(peakLive)/(1<<20), "peak-live-MiB")
+	b.ReportMetric(float64(peakRSS())/(1<<20), "peak-rss-MiB")
 	b.ReportMetric(0, "ns/op")
+}
+
+// peakRSS is the process's VmHWM in bytes (0 where /proc is missing).
+func peakRSS() int64 {
+	st, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(st), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(rest, "kB")), 10, 64)
+			return kb << 10
+		}
+	}
+	return 0
 }
 
 func cpuTime() time.Duration {
