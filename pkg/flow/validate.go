@@ -27,6 +27,7 @@ import (
 	"golang.org/x/net/http/httpguts"
 
 	"github.com/samsa-dev/samsa/pkg/kafka"
+	"github.com/samsa-dev/samsa/pkg/netguard"
 	"github.com/samsa-dev/samsa/pkg/script"
 	samsav1 "github.com/samsa-dev/samsa/proto/samsa/v1"
 )
@@ -388,62 +389,13 @@ func (c *checker) url(field, raw string, allowPrivate bool) {
 	if allowPrivate {
 		return
 	}
-	host := strings.ToLower(strings.TrimSuffix(u.Hostname(), "."))
-	if host == "localhost" || strings.HasSuffix(host, ".localhost") {
-		c.add(field, "host %s is a loopback address; set allowPrivateNetwork to allow it", u.Hostname())
-		return
+	reason := netguard.RefusedHost(u.Hostname())
+	if ip, err := netip.ParseAddr(u.Hostname()); err == nil {
+		reason = netguard.Refused(ip)
 	}
-	if metadataHosts[host] {
-		c.add(field, "host %s is a cloud metadata service; set allowPrivateNetwork to allow it", u.Hostname())
-		return
+	if reason != "" {
+		c.add(field, "host %s is %s; set allowPrivateNetwork to allow it", u.Hostname(), reason)
 	}
-	if looseIPv4(host) {
-		// Some resolvers (inet_aton) read 2130706433, 0x7f000001, 0177.0.0.1
-		// and 127.1 as 127.0.0.1: no name check can judge them.
-		c.add(field, "host %s is an IPv4 address not in dotted-decimal form; write it as a.b.c.d", u.Hostname())
-		return
-	}
-	if ip, err := netip.ParseAddr(host); err == nil {
-		if kind := privateKind(ip); kind != "" {
-			c.add(field, "host %s is a %s address; set allowPrivateNetwork to allow it", u.Hostname(), kind)
-		}
-	}
-}
-
-// metadataHosts are names of cloud metadata services (the deliverer
-// refuses them too, and their addresses, when it dials).
-var metadataHosts = map[string]bool{
-	"metadata.google.internal":   true,
-	"metadata":                   true,
-	"instance-data":              true,
-	"instance-data.ec2.internal": true,
-}
-
-// looseIPv4 reports whether host is a number, or dot-separated numbers
-// (decimal, 0x hex or 0 octal), that is not a canonical dotted quad: an
-// address some resolvers accept and no top-level domain can be.
-func looseIPv4(host string) bool {
-	if _, err := netip.ParseAddr(host); err == nil || host == "" {
-		return false
-	}
-	parts := strings.Split(host, ".")
-	if len(parts) > 4 {
-		return false
-	}
-	for _, p := range parts {
-		digits := p
-		if len(p) > 2 && (p[:2] == "0x") {
-			digits = p[2:]
-			if strings.Trim(digits, "0123456789abcdef") != "" {
-				return false
-			}
-			continue
-		}
-		if digits == "" || strings.Trim(digits, "0123456789") != "" {
-			return false
-		}
-	}
-	return true
 }
 
 // stripURLErr drops the URL itself from url.Parse errors: it may hold
@@ -454,40 +406,6 @@ func stripURLErr(err error) error {
 		return ue.Err
 	}
 	return err
-}
-
-var (
-	nat64     = netip.MustParsePrefix("64:ff9b::/96")
-	sixToFour = netip.MustParsePrefix("2002::/16")
-)
-
-// privateKind names the kind of a non-public address, or "".
-func privateKind(ip netip.Addr) string {
-	ip = ip.Unmap()
-	if ip.Is6() {
-		// NAT64 (64:ff9b::/96) and 6to4 (2002::/16) addresses reach the
-		// IPv4 address they embed.
-		b := ip.As16()
-		switch {
-		case nat64.Contains(ip):
-			return privateKind(netip.AddrFrom4([4]byte{b[12], b[13], b[14], b[15]}))
-		case sixToFour.Contains(ip):
-			return privateKind(netip.AddrFrom4([4]byte{b[2], b[3], b[4], b[5]}))
-		}
-	}
-	switch {
-	case ip.IsLoopback():
-		return "loopback"
-	case ip.IsPrivate():
-		return "private"
-	case ip.IsLinkLocalUnicast() || ip.IsLinkLocalMulticast():
-		return "link-local"
-	case ip.IsUnspecified():
-		return "unspecified"
-	case ip.IsMulticast():
-		return "multicast"
-	}
-	return ""
 }
 
 func (c *checker) headers(field string, h map[string]string) {

@@ -856,18 +856,21 @@ func (b *biCluster) controlCases() []biCase {
 		ssrf("localhost", "http://localhost/", "host localhost is a loopback address"),
 		ssrf("IPv6 loopback", "http://[::1]/", "host ::1 is a loopback address"),
 		ssrf("IPv4-mapped loopback", "http://[::ffff:127.0.0.1]/", "host ::ffff:127.0.0.1 is a loopback address"),
-		ssrf("cloud metadata address", "http://169.254.169.254/latest/meta-data/", "host 169.254.169.254 is a link-local address"),
+		ssrf("cloud metadata address", "http://169.254.169.254/latest/meta-data/", "host 169.254.169.254 is a cloud metadata service"),
 		ssrf("cloud metadata name", "http://metadata.google.internal/computeMetadata/v1/", "host metadata.google.internal is a cloud metadata service"),
 		ssrf("cloud metadata short name", "http://metadata/", "host metadata is a cloud metadata service"),
-		ssrf("private network", "http://10.0.0.1/", "host 10.0.0.1 is a private address"),
-		ssrf("private network 192.168", "https://192.168.1.1/", "host 192.168.1.1 is a private address"),
-		ssrf("unspecified", "http://0.0.0.0/", "host 0.0.0.0 is a unspecified address"),
+		ssrf("private network", "http://10.0.0.1/", "host 10.0.0.1 is a private network address"),
+		ssrf("private network 192.168", "https://192.168.1.1/", "host 192.168.1.1 is a private network address"),
+		ssrf("unspecified", "http://0.0.0.0/", "host 0.0.0.0 is an unspecified address"),
+		ssrf("shared address space", "http://100.64.0.1/", "host 100.64.0.1 is in the shared address space"),
+		ssrf("broadcast", "http://255.255.255.255/", "host 255.255.255.255 is a multicast or broadcast address"),
+		ssrf("loopback name", "http://api.localhost/", "host api.localhost is a loopback address"),
 		ssrf("decimal IPv4", "http://2130706433/", "host 2130706433 is an IPv4 address not in dotted-decimal form"),
 		ssrf("hex IPv4", "http://0x7f000001/", "host 0x7f000001 is an IPv4 address not in dotted-decimal form"),
 		ssrf("short IPv4", "http://127.1/", "host 127.1 is an IPv4 address not in dotted-decimal form"),
 		ssrf("octal IPv4", "http://0177.0.0.1/", "host 0177.0.0.1 is an IPv4 address not in dotted-decimal form"),
-		ssrf("NAT64 metadata", "http://[64:ff9b::a9fe:a9fe]/", "host 64:ff9b::a9fe:a9fe is a link-local address"),
-		ssrf("6to4 private", "http://[2002:0a00:0001::1]/", "host 2002:0a00:0001::1 is a private address"),
+		ssrf("NAT64 metadata", "http://[64:ff9b::a9fe:a9fe]/", "host 64:ff9b::a9fe:a9fe is a cloud metadata service (via NAT64)"),
+		ssrf("6to4 private", "http://[2002:0a00:0001::1]/", "host 2002:0a00:0001::1 is a private network address (via 6to4)"),
 		ssrf("file scheme", "file:///etc/passwd", `scheme "file": want http or https`),
 		ssrf("gopher scheme", "gopher://a.example.com/", `scheme "gopher": want http or https`),
 		ssrf("credentials in the URL", "http://user:pw@a.example.com/", "credentials in the URL"),
@@ -938,8 +941,8 @@ func (b *biCluster) controlGRPCCases() []biGRPCCase {
 		raw("truncated protobuf", "length past the end", "/samsa.v1.SourceService/PutSource", []byte{0x0a, 0x10, 0x0a}, codes.Internal, "failed to unmarshal the received message"),
 		raw("invalid UTF-8", "source name", "/samsa.v1.SourceService/PutSource", biRawPutSource("\xff\xfe"), codes.Internal, "invalid UTF-8"),
 		// A field of the wrong wire type is an unknown field to protobuf:
-		// the name stays empty.
-		raw("wrong types", "name as a varint", "/samsa.v1.SourceService/GetSource", []byte{0x08, 0x01}, codes.NotFound, `source "": not found`),
+		// the name stays empty, which is invalid.
+		raw("wrong types", "name as a varint", "/samsa.v1.SourceService/GetSource", []byte{0x08, 0x01}, codes.InvalidArgument, "name: name is empty"),
 		{"deep nesting", "5,000 levels of sample data", func(ctx context.Context) error {
 			_, err := trans.Test(admin(ctx), &samsav1.TestRequest{Filter: "True", Events: []*samsav1.TestEvent{{Data: deepValue(5000)}}})
 			return err
@@ -957,7 +960,7 @@ func (b *biCluster) controlGRPCCases() []biGRPCCase {
 		putFlow("header injection", "CRLF in a header value", &samsav1.Flow{Destination: &samsav1.Destination{Kind: &samsav1.Destination_Http{Http: &samsav1.HttpDestination{Url: "https://a.example.com", Headers: map[string]string{"X-A": "a\r\nX-Evil: 1"}}}}}, inv, "the value holds characters not allowed in a header"),
 		putFlow("bad names", "unknown source", &samsav1.Flow{Source: biNoSuch, Destination: httpDest("https://a.example.com")}, inv, `flow.source: unknown source "bi-nosuch"`),
 		putFlow("transforms", "endless loop at the top level", &samsav1.Flow{Transform: "while True:\n    pass\ndef transform(event):\n    return 1\n", Destination: httpDest("https://a.example.com")}, inv, "flow.transform: line 1, column 1: exceeded the"),
-		putFlow("SSRF targets", "cloud metadata", &samsav1.Flow{Destination: httpDest("http://169.254.169.254/")}, inv, "link-local address"),
+		putFlow("SSRF targets", "cloud metadata", &samsav1.Flow{Destination: httpDest("http://169.254.169.254/")}, inv, "cloud metadata service"),
 		putFlow("SSRF targets", "metadata name", &samsav1.Flow{Destination: httpDest("http://metadata.google.internal/")}, inv, "cloud metadata service"),
 		putFlow("SSRF targets", "decimal IPv4", &samsav1.Flow{Destination: httpDest("http://2130706433/")}, inv, "not in dotted-decimal form"),
 		putFlow("wrong types", "no destination", &samsav1.Flow{}, inv, "flow.destination: required"),

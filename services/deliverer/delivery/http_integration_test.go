@@ -385,7 +385,7 @@ func TestRateLimitAndInFlightCap(t *testing.T) {
 	}
 }
 
-// Without allow_private_network, a loopback destination is refused at
+// Without allowPrivateNetwork, a loopback destination is refused at
 // dial time and the event goes to the dead-letter topic with the reason.
 func TestPrivateDestinationRefused(t *testing.T) {
 	e := newEnv(t)
@@ -401,7 +401,7 @@ func TestPrivateDestinationRefused(t *testing.T) {
 	waitFor(t, 20*time.Second, "dead letters", func() bool { dl = e.dlqRecords(name); return len(dl) == 2 })
 	for _, r := range dl {
 		f := dlq.Parse(r.Headers)
-		if f.Status != "refused" || !strings.Contains(f.Err, "loopback") || !strings.Contains(f.Err, "allow_private_network") {
+		if f.Status != "refused" || !strings.Contains(f.Err, "loopback") || !strings.Contains(f.Err, "allowPrivateNetwork") {
 			t.Fatalf("dead letter %+v", f)
 		}
 	}
