@@ -22,6 +22,8 @@ import (
 	"os/signal"
 	"sort"
 	"syscall"
+
+	"github.com/samsa-dev/samsa/cmd/samsa/send"
 )
 
 // Exit codes.
@@ -115,9 +117,10 @@ func usagef(format string, args ...any) error { return &usageError{fmt.Sprintf(f
 // exitCode maps an error to the documented exit codes.
 func exitCode(err error) int {
 	var ue *usageError
+	var sue *send.UsageError
 	var ae *apiError
 	switch {
-	case errors.As(err, &ue):
+	case errors.As(err, &ue), errors.As(err, &sue):
 		return exitUsage
 	case errors.As(err, &ae):
 		switch ae.status {

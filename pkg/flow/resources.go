@@ -122,6 +122,9 @@ func (r *Resources) view(ctx context.Context) (*Snapshot, error) {
 
 // Source returns the stored source.
 func (r *Resources) Source(ctx context.Context, name string) (*samsav1.Source, error) {
+	if err := kafka.ValidateName(name); err != nil {
+		return nil, invalid("name", "%v", err)
+	}
 	snap, err := r.view(ctx)
 	if err != nil {
 		return nil, err
@@ -135,6 +138,9 @@ func (r *Resources) Source(ctx context.Context, name string) (*samsav1.Source, e
 
 // Flow returns the stored flow.
 func (r *Resources) Flow(ctx context.Context, name string) (*samsav1.Flow, error) {
+	if err := kafka.ValidateName(name); err != nil {
+		return nil, invalid("name", "%v", err)
+	}
 	snap, err := r.view(ctx)
 	if err != nil {
 		return nil, err
@@ -321,6 +327,9 @@ func (r *Resources) DeleteFlow(ctx context.Context, name string, version int64) 
 func (r *Resources) SetPaused(ctx context.Context, name string, paused bool) (*samsav1.Flow, error) {
 	if err := r.ready(); err != nil {
 		return nil, err
+	}
+	if err := kafka.ValidateName(name); err != nil {
+		return nil, invalid("name", "%v", err)
 	}
 	var out *samsav1.Flow
 	v, err := r.w.Write(ctx, func(snap *Snapshot) (string, []byte, error) {

@@ -45,6 +45,15 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.Count, "n", 1, "send the payload this many times (as one NDJSON batch)")
 }
 
+// UsageError is a mistake on the command line: `samsa` exits with 2.
+type UsageError struct{ Msg string }
+
+func (e *UsageError) Error() string { return e.Msg }
+
+func usagef(format string, args ...any) error {
+	return &UsageError{Msg: fmt.Sprintf(format, args...)}
+}
+
 // Main parses `samsa send SOURCE [flags] [PAYLOAD]` and sends.
 func Main(ctx context.Context, args []string, out io.Writer) error {
 	var c Config
@@ -57,14 +66,14 @@ func Main(ctx context.Context, args []string, out io.Writer) error {
 	}
 	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
 		fs.Usage()
-		return errors.New("the source name comes first")
+		return usagef("the source name comes first")
 	}
 	source := args[0]
 	if err := config.Parse(fs, args[1:]); err != nil {
-		return err
+		return &UsageError{Msg: err.Error()}
 	}
 	if err := c.check(); err != nil {
-		return err
+		return &UsageError{Msg: err.Error()}
 	}
 	var body []byte
 	ctype := "application/json"
@@ -87,7 +96,7 @@ func Main(ctx context.Context, args []string, out io.Writer) error {
 	case fs.NArg() == 1:
 		body = []byte(fs.Arg(0))
 		if !json.Valid(body) {
-			return fmt.Errorf("the payload is not valid JSON: %s", jsonProblem(body))
+			return usagef("the payload is not valid JSON: %s", jsonProblem(body))
 		}
 		if c.Count > 1 {
 			var compact bytes.Buffer
@@ -96,9 +105,9 @@ func Main(ctx context.Context, args []string, out io.Writer) error {
 			ctype = "application/x-ndjson"
 		}
 	case fs.NArg() > 1:
-		return fmt.Errorf("give one JSON payload, or -f FILE: got %d arguments after the source (flags go before the payload)", fs.NArg())
+		return usagef("give one JSON payload, or -f FILE: got %d arguments after the source (flags go before the payload)", fs.NArg())
 	default:
-		return errors.New("give one JSON payload, or -f FILE")
+		return usagef("give one JSON payload, or -f FILE")
 	}
 	ids, err := Post(ctx, http.DefaultClient, c, source, ctype, body)
 	if err != nil {

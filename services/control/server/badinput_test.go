@@ -5,6 +5,11 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	samsav1 "github.com/samsa-dev/samsa/proto/samsa/v1"
 )
 
 // checkJSON is the REST layer's first look at a body: where a body is not
@@ -61,4 +66,55 @@ func FuzzCheckJSON(f *testing.F) {
 			t.Fatalf("empty error for %q", s)
 		}
 	})
+}
+
+// TestRequestsRefusedBeforeWork: the REST front checks the token before it
+// reads a body, a body naming another resource than its path is refused,
+// and names are checked before they are looked up. Nothing is written.
+func TestRequestsRefusedBeforeWork(t *testing.T) {
+	e := newEnv(t)
+	in := e.start(t)
+	for _, c := range []struct {
+		name, method, path, token, body string
+		code                            int
+		msg                             string
+	}{
+		{"malformed body, no token", "PUT", "/v1/sources/a", "", `{"partitions" 3}`, 401, "missing token"},
+		{"malformed body, bad token", "PUT", "/v1/sources/a", "nope", `{"partitions" 3}`, 401, "invalid token"},
+		{"oversized body, no token", "PUT", "/v1/sources/a", "", `{"description": "` + strings.Repeat("x", 2<<20) + `"}`, 401, "missing token"},
+		{"unknown route, no token", "GET", "/v1/nothing", "", "", 401, "missing token"},
+		{"malformed body, valid token", "PUT", "/v1/sources/a", editorTok, `{"partitions" 3}`, 400, "line 1, column 15"},
+		{"source name differs from the path", "PUT", "/v1/sources/orders-x", editorTok, `{"name": "orders-y", "partitions": 1}`, 400, `source.name: "orders-y" does not match the name in the path, "orders-x"`},
+		{"flow name differs from the path", "PUT", "/v1/flows/f-x", editorTok, `{"name": "f-y", "source": "s", "destination": {"http": {"url": "https://x.example.com"}}}`, 400, `flow.name: "f-y" does not match the name in the path, "f-x"`},
+		{"uppercase flow name", "GET", "/v1/flows/Orders", viewerTok, "", 400, `name: name "Orders" must match`},
+		{"uppercase source name", "GET", "/v1/sources/Orders", viewerTok, "", 400, `name: name "Orders" must match`},
+		{"pause an invalid name", "POST", "/v1/flows/a_b:pause", adminTok, "", 400, `name: name "a_b" must match`},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			code, m := in.restJSON(t, c.method, c.path, c.token, c.body)
+			msg, _ := m["error"].(string)
+			if code != c.code || !strings.Contains(msg, c.msg) {
+				t.Fatalf("%s %s: %d %v, want %d with %q", c.method, c.path, code, m, c.code, c.msg)
+			}
+		})
+	}
+	// The same name in body and path is fine.
+	if code, m := in.restJSON(t, "PUT", "/v1/sources/orders-same", editorTok, `{"name": "orders-same", "partitions": 1}`); code != 200 {
+		t.Fatalf("same name: %d %v", code, m)
+	}
+	// Nothing of the refused writes exists.
+	for _, p := range []string{"/v1/sources/a", "/v1/sources/orders-x", "/v1/sources/orders-y", "/v1/flows/f-x", "/v1/flows/f-y"} {
+		if code, m := in.restJSON(t, "GET", p, viewerTok, ""); code != 404 {
+			t.Errorf("GET %s after refused writes: %d %v", p, code, m)
+		}
+	}
+	// gRPC: an empty name is invalid, not unknown.
+	for name, call := range map[string]func() error{
+		"GetSource": func() error { _, err := in.src.GetSource(as(viewerTok), &samsav1.GetSourceRequest{}); return err },
+		"GetFlow":   func() error { _, err := in.flows.GetFlow(as(viewerTok), &samsav1.GetFlowRequest{}); return err },
+	} {
+		if err := call(); status.Code(err) != codes.InvalidArgument || !strings.Contains(err.Error(), "name is empty") {
+			t.Errorf("%s with no name: %v, want InvalidArgument naming the name", name, err)
+		}
+	}
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
 
@@ -65,7 +66,7 @@ func (s *Server) httpHandler(g prometheus.Gatherer) (http.Handler, error) {
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write(samsav1.OpenAPI)
 	})
-	mux.Handle("/v1/", s.limitBody(gw))
+	mux.Handle("/v1/", s.authenticate(s.limitBody(gw)))
 	mux.Handle("/ui/", ui.Handler("/ui/"))
 	mux.Handle("GET /{$}", http.RedirectHandler("/ui/", http.StatusFound))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
@@ -173,6 +174,48 @@ func lineCol(b []byte, offset int64) (line, col int) {
 	return line, col
 }
 
+// authenticate checks the bearer token before anything reads the request:
+// a caller without a valid token learns nothing about its body. The role is
+// checked later, against the method the gateway routes to.
+func (s *Server) authenticate(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx := r.Context()
+		if h := r.Header.Values("Authorization"); len(h) > 0 {
+			ctx = metadata.NewIncomingContext(ctx, metadata.Pairs("authorization", h[0]))
+		}
+		if _, err := s.authn.Authenticate(ctx); err != nil {
+			writeError(w, r, err)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// checkPathName refuses a PUT whose body names another resource than its
+// path: the gateway would silently take the path's name.
+func checkPathName(r *http.Request, body []byte) error {
+	if r.Method != http.MethodPut {
+		return nil
+	}
+	var kind string
+	name, ok := strings.CutPrefix(r.URL.Path, "/v1/sources/")
+	if ok {
+		kind = "source"
+	} else if name, ok = strings.CutPrefix(r.URL.Path, "/v1/flows/"); ok {
+		kind = "flow"
+	}
+	if !ok || strings.ContainsAny(name, "/:") {
+		return nil
+	}
+	var res struct {
+		Name *string `json:"name"`
+	}
+	if json.Unmarshal(body, &res) != nil || res.Name == nil || *res.Name == "" || *res.Name == name {
+		return nil // the gateway reports other problems
+	}
+	return fmt.Errorf("%s.name: %q does not match the name in the path, %q", kind, *res.Name, name)
+}
+
 // limitBody refuses bodies over Config.MaxBodyBytes with 413 before the
 // gateway decodes them.
 func (s *Server) limitBody(next http.Handler) http.Handler {
@@ -199,6 +242,10 @@ func (s *Server) limitBody(next http.Handler) http.Handler {
 			}
 			if err := checkJSON(b); err != nil {
 				writeStatus(w, r, http.StatusBadRequest, status.New(codes.InvalidArgument, "request body: "+err.Error()))
+				return
+			}
+			if err := checkPathName(r, b); err != nil {
+				writeStatus(w, r, http.StatusBadRequest, status.New(codes.InvalidArgument, err.Error()))
 				return
 			}
 			r.Body = io.NopCloser(bytes.NewReader(b))

@@ -40,6 +40,7 @@ type Server struct {
 	writer   *flow.Writer
 	res      *flow.Resources
 	admin    *kgo.Client
+	authn    *auth.Authenticator
 	health   *telemetry.Health
 	topicsOK chan struct{}
 	agg      *stats.Aggregator
@@ -163,7 +164,8 @@ func New(cfg Config, log *zap.Logger, reg prometheus.Registerer, kcfg *kafka.Con
 	host, _ := os.Hostname()
 	redriveRec := stats.NewRecorder("control", stats.InstanceID(host))
 	m := newMetrics(reg)
-	ic := &interceptors{log: log, m: m, auth: auth.NewAuthenticator(tokens, auth.PublicMethods(publicMethods...))}
+	s.authn = auth.NewAuthenticator(tokens, auth.PublicMethods(publicMethods...))
+	ic := &interceptors{log: log, m: m, auth: s.authn}
 	maxMsg := int(cfg.MaxBodyBytes)
 	srvOpts := []grpc.ServerOption{
 		grpc.ChainUnaryInterceptor(ic.unary()...),
