@@ -37,6 +37,16 @@ type Config struct {
 	// batches amortise the commit (a few round trips); smaller ones lower
 	// latency and the work lost to a rebalance. Default 10000.
 	MaxBatch int
+	// BatchWindow is how long after a transaction ends the next batch may
+	// keep collecting records before its transaction begins. The broker is
+	// still writing the ended transaction's commit markers then, and holds
+	// the next transaction's first writes until it is done; records that
+	// arrive meanwhile join this batch instead of waiting for the next one.
+	// It never delays a batch when the previous transaction ended longer
+	// ago, nor one that is full. Zero turns it off. The flag's default is
+	// 5ms: at 2,000 events/s it halves the time an event waits for its
+	// transaction (docs/benchmarks.md).
+	BatchWindow time.Duration
 	// Workers is the number of goroutines that run filters and transforms
 	// in parallel. Default GOMAXPROCS.
 	Workers int
@@ -72,6 +82,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.TransactionalID, "transactional-id", "", "transactional id of this replica: unique per running replica, stable across its restarts (default samsa-transformer-<hostname>)")
 	fs.DurationVar(&c.TransactionTimeout, "transaction-timeout", 20*time.Second, "Kafka transaction timeout")
 	fs.IntVar(&c.MaxBatch, "max-batch", 10000, "most records consumed in one transaction")
+	fs.DurationVar(&c.BatchWindow, "batch-window", 5*time.Millisecond, "after a transaction ends, how long the next batch may collect records before its transaction begins (0: off)")
 	fs.IntVar(&c.Workers, "workers", 0, "goroutines running filters and transforms (default GOMAXPROCS)")
 	fs.DurationVar(&c.StartLookback, "start-lookback", time.Minute, "a source's first flow reads records stamped from this long before the flow was created")
 	fs.Uint64Var(&c.ScriptMaxSteps, "script-max-steps", 1_000_000, "step limit of one event's filter and transform")
@@ -118,6 +129,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Workers < 0 {
 		errs = append(errs, fmt.Errorf("workers %d: must not be negative", c.Workers))
+	}
+	if c.BatchWindow < 0 || c.BatchWindow > time.Second {
+		errs = append(errs, fmt.Errorf("batch window %s: want 0 to 1s", c.BatchWindow))
 	}
 	if c.TransactionTimeout != 0 && c.TransactionTimeout < time.Second {
 		errs = append(errs, fmt.Errorf("transaction timeout %s: want at least 1s", c.TransactionTimeout))

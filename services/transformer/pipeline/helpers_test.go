@@ -154,6 +154,7 @@ func (e *env) config(id string) Config {
 		TransactionalID: e.txnPrefix + "-" + id,
 		SessionTimeout:  6 * time.Second,
 		MaxBatch:        2000,
+		BatchWindow:     5 * time.Millisecond,
 		StartLookback:   time.Hour,
 	}
 }

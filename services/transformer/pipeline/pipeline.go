@@ -248,6 +248,7 @@ func (p *Pipeline) runSession(ctx context.Context) error {
 	go p.warnMissing(sess.Client(), tbl.topicList())
 	p.log.Info("transformer consuming", zap.String("group", p.cfg.Group), zap.String("transactional_id", p.cfg.TransactionalID), zap.Strings("topics", tbl.topicList()))
 
+	var lastEnd time.Time
 	for ctx.Err() == nil {
 		pollCtx, cancel := context.WithCancel(ctx)
 		p.pollCancel.Store(&cancel)
@@ -266,11 +267,39 @@ func (p *Pipeline) runSession(ctx context.Context) error {
 		if fs.NumRecords() == 0 {
 			continue
 		}
+		fs, err := p.collect(ctx, sess, fs, lastEnd)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return err
+		}
 		if err := p.transact(ctx, sess, fs); err != nil {
 			return err
 		}
+		lastEnd = time.Now()
 	}
 	return nil
+}
+
+// collect adds to a batch the records that arrive within the batch window
+// after the previous transaction ended (see Config.BatchWindow).
+func (p *Pipeline) collect(ctx context.Context, sess *kgo.GroupTransactSession, fs kgo.Fetches, lastEnd time.Time) (kgo.Fetches, error) {
+	until := lastEnd.Add(p.cfg.BatchWindow)
+	n := fs.NumRecords()
+	if p.cfg.BatchWindow <= 0 || n >= p.batchMax || !time.Now().Before(until) {
+		return fs, nil
+	}
+	wctx, cancel := context.WithDeadline(ctx, until)
+	defer cancel()
+	more := sess.PollRecords(wctx, p.batchMax-n)
+	if err := p.fetchErrors(more); err != nil {
+		return nil, err
+	}
+	if more.NumRecords() == 0 {
+		return fs, nil // the window closed with nothing new (or only errors, logged)
+	}
+	return append(fs, more...), nil
 }
 
 // subscribe makes the client consume exactly the table's topics. Adding a

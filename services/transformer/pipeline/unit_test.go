@@ -147,6 +147,9 @@ func TestConfigValidate(t *testing.T) {
 		{Config{TransactionTimeout: time.Millisecond}, true},
 		{Config{TransactionalID: "a b"}, true},
 		{Config{ScriptTimeout: -time.Second}, true},
+		{Config{BatchWindow: 20 * time.Millisecond}, false},
+		{Config{BatchWindow: -time.Millisecond}, true},
+		{Config{BatchWindow: 2 * time.Second}, true},
 	} {
 		if err := tc.cfg.Validate(); (err != nil) != tc.wantErr {
 			t.Errorf("%+v: Validate() = %v, want error %v", tc.cfg, err, tc.wantErr)
