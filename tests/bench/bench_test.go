@@ -12,6 +12,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kadm"
 
+	"github.com/samsa-dev/samsa/internal/procstat"
 	"github.com/samsa-dev/samsa/pkg/kafka"
 	"github.com/samsa-dev/samsa/tests/e2e/harness"
 )
@@ -96,7 +97,7 @@ func TestBench(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Hour)
 	defer cancel()
 	b.ctx = ctx
-	b.rep.Started, b.rep.Machine, b.rep.LoadAvg = time.Now(), machine(), loadAvg()
+	b.rep.Started, b.rep.Machine, b.rep.LoadAvg = time.Now(), procstat.Machine() + ", the broker and every service on the same machine", procstat.LoadAvg()
 
 	b.c = harness.NewCluster(t)
 	b.procs = []*harness.Proc{
@@ -460,10 +461,10 @@ func (b *bench) soak(d time.Duration, rate float64) {
 	sample := func() {
 		smp := rssSample{At: time.Since(start), RSS: map[string]int64{}}
 		for i, p := range b.procs {
-			u, _ := groupUsage(p.PID())
+			u, _ := procstat.Group(p.PID())
 			smp.RSS[b.rep.services[i]] = u.RSS
 		}
-		u, _ := groupUsage(b.c.Broker.PID())
+		u, _ := procstat.Group(b.c.Broker.PID())
 		smp.RSS["broker"] = u.RSS
 		res.Samples = append(res.Samples, smp)
 	}

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"runtime"
 	"slices"
 	"strings"
 	"time"
@@ -199,32 +198,3 @@ func writeInto(path, name, section string) error {
 	return os.WriteFile(path, out.Bytes(), 0o644)
 }
 
-// machine describes this machine in one line.
-func machine() string {
-	cpu := "unknown CPU"
-	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
-		for _, l := range strings.Split(string(b), "\n") {
-			if v, ok := strings.CutPrefix(l, "model name"); ok {
-				cpu = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(v), ":"))
-				break
-			}
-		}
-	}
-	mem := ""
-	if b, err := os.ReadFile("/proc/meminfo"); err == nil {
-		mem = fmt.Sprintf(", %.0f GiB", float64(statusKB(b, "MemTotal:"))/(1<<30))
-	}
-	return fmt.Sprintf("%d cores (%s)%s, %s, the broker and every service on the same machine", runtime.NumCPU(), cpu, mem, runtime.Version())
-}
-
-func loadAvg() string {
-	b, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return "?"
-	}
-	f := strings.Fields(string(b))
-	if len(f) == 0 {
-		return "?"
-	}
-	return f[0]
-}

@@ -5,15 +5,14 @@ import (
 	"fmt"
 	"os"
 	"strconv"
-	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.uber.org/zap"
 
+	"github.com/samsa-dev/samsa/internal/procstat"
 	"github.com/samsa-dev/samsa/pkg/event"
 	"github.com/samsa-dev/samsa/pkg/stats"
 	samsav1 "github.com/samsa-dev/samsa/proto/samsa/v1"
@@ -116,7 +115,7 @@ func (p *progress) add(n int64) {
 	if p.total >= p.want {
 		return
 	}
-	now, cpu, broker := time.Now(), cpuTime(), procCPUTime(p.brokerPID)
+	now, cpu, broker := time.Now(), procCPUTime(os.Getpid()), procCPUTime(p.brokerPID)
 	if p.first.IsZero() {
 		p.first, p.firstN, p.firstCPU, p.firstBroker = now, n, cpu, broker
 	}
@@ -130,36 +129,14 @@ func (p *progress) add(n int64) {
 func (p *progress) Add(_ string, c stats.Counts)                    { p.add(c.Received) }
 func (p *progress) Error(string, string, string, string, time.Time) {}
 
-// cpuTime is the CPU time this process used so far (user and system).
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
-// procCPUTime is the CPU time of process pid (user and system), from
-// /proc; 0 when pid is 0 or unknown.
+// procCPUTime is the CPU time of process pid (user and system); 0 when
+// pid is 0 or unknown.
 func procCPUTime(pid int) time.Duration {
 	if pid <= 0 {
 		return 0
 	}
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0
-	}
-	// Fields after the command (which may hold spaces) in parentheses.
-	s := string(b)
-	i := strings.LastIndexByte(s, ')')
-	f := strings.Fields(s[i+1:])
-	if len(f) < 13 {
-		return 0
-	}
-	ut, _ := strconv.ParseInt(f[11], 10, 64)
-	st, _ := strconv.ParseInt(f[12], 10, 64)
-	const tick = 10 * time.Millisecond // USER_HZ is 100 on Linux
-	return time.Duration(ut+st) * tick
+	u, _ := procstat.Process(pid)
+	return u.CPU
 }
 
 // cpuPerEvent is the CPU time this process and (if known) the broker spent
