@@ -97,7 +97,7 @@ func TestBench(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Hour)
 	defer cancel()
 	b.ctx = ctx
-	b.rep.Started, b.rep.Machine, b.rep.LoadAvg = time.Now(), procstat.Machine() + ", the broker and every service on the same machine", procstat.LoadAvg()
+	b.rep.Started, b.rep.Machine, b.rep.LoadAvg = time.Now(), procstat.Machine()+", the broker and every service on the same machine", procstat.LoadAvg()
 
 	b.c = harness.NewCluster(t)
 	b.procs = []*harness.Proc{

@@ -197,4 +197,3 @@ func writeInto(path, name, section string) error {
 	out.Write(doc[j:])
 	return os.WriteFile(path, out.Bytes(), 0o644)
 }
-
