@@ -145,14 +145,17 @@ func TestBench(t *testing.T) {
 		if os.Getenv("SAMSA_BENCH_STAGES") == "" {
 			if err := writeInto(out, "make bench", md); err != nil {
 				t.Errorf("write results: %v", err)
+			} else {
+				t.Logf("results written to %s", out)
 			}
 		}
 		if b.rep.Soak != nil {
 			if err := writeInto(out, "make bench-soak", b.rep.soakMarkdown()); err != nil {
 				t.Errorf("write soak results: %v", err)
+			} else {
+				t.Logf("soak results written to %s", out)
 			}
 		}
-		t.Logf("results written to %s", out)
 	}
 }
 
