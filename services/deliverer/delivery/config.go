@@ -12,7 +12,7 @@ import (
 
 // Config is the deliverer's engine configuration (flags --consumer-group,
 // --instance-id, --max-buffered-*, --commit-interval, --drain-timeout,
-// --revoke-timeout).
+// --revoke-timeout, --session-timeout).
 type Config struct {
 	// Group is the consumer group over the delivery topics. Default
 	// samsa-deliverer; tests use their own.
@@ -32,6 +32,17 @@ type Config struct {
 	// which keeps every lane busy while bounding the heap (the events'
 	// records and decoded envelopes, about 1 KB each for small payloads).
 	MaxBufferedPerFlow int
+	// MaxBufferedBytes bounds the memory that buffered events hold across
+	// every flow of the process: their records, decoded envelopes and
+	// bookkeeping (about twice an event's encoded size plus 400 bytes).
+	// Each assigned partition is guaranteed an equal share of half of it,
+	// the other half goes to whichever partitions need more; a partition
+	// over its share pauses while that half is used up. Fetches are
+	// sized from it (a sixteenth per fetch). Default 64 MiB: tens of
+	// thousands of small events, which keeps the Kafka destination's
+	// batches full and every HTTP request slot busy, and bounds the
+	// buffer whatever the size of the events, where the counts do not.
+	MaxBufferedBytes int64
 	// CommitInterval is how often finished offsets are committed. Default 1s.
 	CommitInterval time.Duration
 	// DrainTimeout bounds how long a shutdown waits for attempts in flight.
@@ -45,6 +56,9 @@ type Config struct {
 	SessionTimeout time.Duration
 }
 
+// DefaultMaxBufferedBytes is the default of Config.MaxBufferedBytes.
+const DefaultMaxBufferedBytes = 64 << 20
+
 // RegisterFlags binds the configuration to flags.
 func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	host, _ := os.Hostname()
@@ -52,6 +66,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.InstanceID, "instance-id", host, "unique, stable name of this replica (part of the transactional ids of Kafka destinations)")
 	fs.IntVar(&c.MaxBufferedPerPartition, "max-buffered-per-partition", 5000, "events held in memory per partition before fetching it pauses")
 	fs.IntVar(&c.MaxBufferedPerFlow, "max-buffered-per-flow", 20000, "events held in memory per flow before fetching its topic pauses")
+	fs.Int64Var(&c.MaxBufferedBytes, "max-buffered-bytes", DefaultMaxBufferedBytes, "memory the buffered events of all flows may hold (records and decoded envelopes) before fetching pauses")
 	fs.DurationVar(&c.CommitInterval, "commit-interval", time.Second, "how often finished offsets are committed")
 	fs.DurationVar(&c.DrainTimeout, "drain-timeout", 30*time.Second, "how long a shutdown waits for deliveries in flight")
 	fs.DurationVar(&c.RevokeTimeout, "revoke-timeout", 15*time.Second, "how long a rebalance waits for deliveries in flight on the partitions it moves")
@@ -76,6 +91,9 @@ func (c *Config) Validate() error {
 	if c.MaxBufferedPerFlow == 0 {
 		c.MaxBufferedPerFlow = 20000
 	}
+	if c.MaxBufferedBytes == 0 {
+		c.MaxBufferedBytes = DefaultMaxBufferedBytes
+	}
 	if c.CommitInterval == 0 {
 		c.CommitInterval = time.Second
 	}
@@ -91,6 +109,8 @@ func (c *Config) Validate() error {
 	switch {
 	case c.MaxBufferedPerPartition < 1:
 		return fmt.Errorf("deliverer: --max-buffered-per-partition %d must be positive", c.MaxBufferedPerPartition)
+	case c.MaxBufferedBytes < 1<<20:
+		return fmt.Errorf("deliverer: --max-buffered-bytes %d is below 1 MiB", c.MaxBufferedBytes)
 	case c.MaxBufferedPerFlow < c.MaxBufferedPerPartition:
 		return fmt.Errorf("deliverer: --max-buffered-per-flow %d is below --max-buffered-per-partition %d", c.MaxBufferedPerFlow, c.MaxBufferedPerPartition)
 	case c.CommitInterval < 0 || c.DrainTimeout < 0 || c.RevokeTimeout < 0 || c.SessionTimeout < 0:

@@ -18,19 +18,21 @@ import (
 // dlqRecord is the dead letter of an item: its envelope unchanged, the
 // failure in headers (pkg/dlq), and the redrive count it carried.
 func (f *flowRuntime) dlqRecord(it *item, c *flowConfig) *kgo.Record {
-	r := it.result
+	r := it.result()
 	fail := dlq.Failure{
 		Flow:            f.name,
 		Stage:           "deliver",
 		Err:             r.Err,
-		Time:            it.last,
-		Attempts:        it.attempts,
+		Attempts:        int(it.attempts),
 		Status:          r.Status,
 		Response:        r.Response,
-		FirstAttempt:    it.first,
-		SourceTopic:     it.rec.Topic,
-		SourcePartition: it.rec.Partition,
-		SourceOffset:    it.rec.Offset,
+		FirstAttempt:    it.firstAttempt(),
+		SourceTopic:     f.topic,
+		SourcePartition: it.lane.p.id,
+		SourceOffset:    it.offset,
+	}
+	if it.att != nil {
+		fail.Time = it.att.last
 	}
 	if c != nil {
 		fail.FlowVersion = c.version
@@ -39,20 +41,20 @@ func (f *flowRuntime) dlqRecord(it *item, c *flowConfig) *kgo.Record {
 	// storm (each dead letter is in the topic regardless).
 	f.dlqLog.Do(func() { f.logDeadLetter(it) })
 	h := fail.Headers()
-	for _, oh := range it.rec.Headers {
+	for _, oh := range it.headers {
 		if oh.Key == dlq.HeaderRedriven {
 			h = append(h, oh)
 		}
 	}
-	return &kgo.Record{Topic: kafka.DLQTopic(f.name), Key: it.rec.Key, Value: it.rec.Value, Headers: h}
+	return &kgo.Record{Topic: kafka.DLQTopic(f.name), Key: it.key, Value: it.value, Headers: h}
 }
 
 // logDeadLetter writes one line for a dead letter, so an operator finds an
 // event by its id or trace id in the logs as well as in the topic.
 func (f *flowRuntime) logDeadLetter(it *item) {
-	r := it.result
-	fields := []zap.Field{zap.String("topic", it.rec.Topic), zap.Int32("partition", it.rec.Partition),
-		zap.Int64("offset", it.rec.Offset), zap.String("status", r.Status), zap.Int("attempts", it.attempts), zap.String("error", r.Err)}
+	r := it.result()
+	fields := []zap.Field{zap.String("topic", f.topic), zap.Int32("partition", it.lane.p.id),
+		zap.Int64("offset", it.offset), zap.String("status", r.Status), zap.Int32("attempts", it.attempts), zap.String("error", r.Err)}
 	if it.ev != nil {
 		fields = append(fields, zap.String("event_id", it.ev.ID), telemetry.TraceField(telemetry.EventContext(context.Background(), it.ev)))
 	}
@@ -113,7 +115,7 @@ func (f *flowRuntime) produceDLQ(rec *kgo.Record, it *item, fm *flowMetrics) {
 			// Not acknowledged: the offset stays uncommitted, so the
 			// partition waits here. Try again; nothing is dropped.
 			f.log.Error("dead letter not written; retrying", zap.String("topic", rec.Topic),
-				zap.Int32("partition", it.rec.Partition), zap.Int64("offset", it.rec.Offset), zap.Error(err))
+				zap.Int32("partition", it.lane.p.id), zap.Int64("offset", it.offset), zap.Error(err))
 			time.AfterFunc(time.Second, func() { f.produceDLQ(rec, it, fm) })
 			return
 		}

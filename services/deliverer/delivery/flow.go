@@ -78,6 +78,7 @@ type flowRuntime struct {
 	parts           map[int32]*partition
 	ready           laneQueue
 	buffered        int
+	bufferedBytes   int64 // itemSize of the buffered events
 	inFlightBatches int
 	inFlightItems   int
 	dlqPending      int
@@ -362,8 +363,13 @@ func (f *flowRuntime) next() *batch {
 	if c.pol.rate > 0 && f.limiter != nil && f.limiter.Burst() < maxItems {
 		maxItems = max(1, f.limiter.Burst())
 	}
+	// A batch of several events is also bounded in bytes (a quarter of
+	// the memory budget): while it is in flight its events stay buffered,
+	// and the partitions must be able to fetch the next batch meanwhile.
+	maxBytes := f.d.mem.batchBytes()
+	var bytes int64
 	b := &batch{conf: c, probe: probe}
-	for len(b.items) < maxItems {
+	for len(b.items) < maxItems && (maxBytes <= 0 || bytes < maxBytes) {
 		l := f.ready.pop()
 		if l == nil {
 			break
@@ -386,12 +392,13 @@ func (f *flowRuntime) next() *batch {
 			if it.finished {
 				continue
 			}
-			if it.alone && len(b.items) > 0 {
+			if it.alone && len(b.items) > 0 || maxBytes > 0 && bytes >= maxBytes {
 				break
 			}
 			it.inFlight = true
 			l.p.inFlight++
 			b.items = append(b.items, it)
+			bytes += it.size
 			if !caps.OrderedBatch || it.alone {
 				break
 			}
@@ -448,10 +455,10 @@ func (f *flowRuntime) run(b *batch) {
 	idx := make([]int, 0, len(b.items))
 	for i, it := range b.items {
 		if it.ev == nil {
-			results[i] = destination.Result{Class: destination.Permanent, Status: "decode", Err: "undecodable envelope: " + it.decodeErr.Error()}
+			results[i] = destination.Result{Class: destination.Permanent, Status: "decode", Err: "undecodable envelope: " + it.att.decodeErr.Error()}
 			continue
 		}
-		items = append(items, destination.Item{Event: it.ev, Record: it.rec, Attempt: it.attempts + 1})
+		items = append(items, destination.Item{Event: it.ev, Envelope: it.value, Attempt: int(it.attempts) + 1})
 		idx = append(idx, i)
 	}
 	if len(items) > 0 {
@@ -504,11 +511,15 @@ func (f *flowRuntime) decideLocked(b *batch, results []destination.Result, now t
 			continue
 		}
 		if it.attempts == 0 {
-			it.first = now
+			it.first = now.UnixNano()
 		}
 		it.attempts++
-		it.last = now
-		it.result = r
+		if r.Class != destination.Success || it.att != nil {
+			if it.att == nil {
+				it.att = &attemptState{}
+			}
+			it.att.last, it.att.result = now, r
+		}
 		eff.attempts++
 		switch r.Class {
 		case destination.Success:
@@ -523,13 +534,13 @@ func (f *flowRuntime) decideLocked(b *batch, results []destination.Result, now t
 			if !r.Throttled {
 				down = f.brk.failure(now)
 			}
-			if !down && pol.exhausted(it.attempts, it.first, now) {
-				it.result.Err = fmt.Sprintf("retries exhausted after %d attempts in %s; last error: %s",
-					it.attempts, now.Sub(it.first).Round(time.Millisecond), r.Err)
+			if first := it.firstAttempt(); !down && pol.exhausted(int(it.attempts), first, now) {
+				it.att.result.Err = fmt.Sprintf("retries exhausted after %d attempts in %s; last error: %s",
+					it.attempts, now.Sub(first).Round(time.Millisecond), r.Err)
 				out[i] = decision{act: actDLQ}
 				continue
 			}
-			out[i] = decision{act: actRetry, delay: pol.retryDelay(it.attempts, r.RetryAfter)}
+			out[i] = decision{act: actRetry, delay: pol.retryDelay(int(it.attempts), r.RetryAfter)}
 		}
 	}
 	f.breakerGauge.Set(float64(f.brk.state))
@@ -640,7 +651,7 @@ func (f *flowRuntime) applyLocked(b *batch, dec []decision, committed bool, eff 
 			if it.ev != nil {
 				eventID = it.ev.ID
 			}
-			f.noteErrorLocked(eff, "deliver", it.result.Err, eventID)
+			f.noteErrorLocked(eff, "deliver", it.result().Err, eventID)
 			if committed {
 				it.done = true
 				f.deadLettered++
@@ -658,7 +669,7 @@ func (f *flowRuntime) applyLocked(b *batch, dec []decision, committed bool, eff 
 			f.retries++
 			eff.retries++
 			if it.ev != nil {
-				f.noteErrorLocked(eff, "deliver", it.result.Err, it.ev.ID)
+				f.noteErrorLocked(eff, "deliver", it.result().Err, it.ev.ID)
 			}
 			l := it.lane
 			l.waiting = true
@@ -679,15 +690,13 @@ func (f *flowRuntime) releaseLocked(p *partition) {
 	if p.gone {
 		return
 	}
-	n := p.advance()
+	n, bytes := p.advance()
 	if n == 0 {
 		return
 	}
 	f.buffered -= n
-	if p.fetchPaused && p.buffered() <= f.d.cfg.MaxBufferedPerPartition/2 && f.d.cl != nil {
-		f.d.cl.ResumeFetchPartitions(map[string][]int32{f.topic: {p.id}})
-		p.fetchPaused = false
-	}
+	f.bufferedBytes -= bytes
+	f.d.mem.add(p.mem, -n, -bytes)
 	if f.topicPaused && !f.held && f.buffered < f.d.cfg.MaxBufferedPerFlow/2 {
 		f.evaluateLocked(time.Now())
 	}
@@ -708,20 +717,58 @@ func (f *flowRuntime) retryDue(l *lane) {
 	}
 }
 
+// slabSize is how many items (and their records' bytes) share an
+// allocation: few enough that an item kept long (a retrying event) keeps
+// little else alive, enough to save most allocations.
+const slabSize = 16
+
 // accept takes a fetched partition's records into their lanes.
 func (f *flowRuntime) accept(ftp kgo.FetchTopicPartition) {
 	if len(ftp.Records) == 0 {
 		return
 	}
-	items := make([]item, len(ftp.Records))
-	for i, r := range ftp.Records {
-		items[i].own = *r
-		items[i].rec = &items[i].own
-		if r.Attrs.IsControl() {
-			items[i].control, items[i].finished, items[i].done = true, true, true
-			continue
+	items := make([]*item, 0, len(ftp.Records))
+	var bytes int64
+	for from := 0; from < len(ftp.Records); from += slabSize {
+		recs := ftp.Records[from:min(from+slabSize, len(ftp.Records))]
+		slab := make([]item, len(recs))
+		n := 0
+		for _, r := range recs {
+			n += len(r.Key) + len(r.Value)
+			for _, h := range r.Headers {
+				n += len(h.Value)
+			}
 		}
-		items[i].ev, items[i].decodeErr = event.Decode(r.Value)
+		buf := make([]byte, 0, n)
+		cut := func(b []byte) []byte {
+			if b == nil {
+				return nil
+			}
+			i := len(buf)
+			buf = append(buf, b...)
+			return buf[i:len(buf):len(buf)]
+		}
+		for i, r := range recs {
+			it := &slab[i]
+			it.offset, it.epoch = r.Offset, r.LeaderEpoch
+			if r.Attrs.IsControl() {
+				it.control, it.finished, it.done = true, true, true
+			} else {
+				it.key, it.value = cut(r.Key), cut(r.Value)
+				if len(r.Headers) > 0 {
+					it.headers = make([]kgo.RecordHeader, len(r.Headers))
+					for j, h := range r.Headers {
+						it.headers[j] = kgo.RecordHeader{Key: strings.Clone(h.Key), Value: cut(h.Value)}
+					}
+				}
+				var err error
+				if it.ev, err = event.Decode(r.Value); err != nil {
+					it.att = &attemptState{decodeErr: err}
+				}
+			}
+			it.size = itemSize(it)
+			items = append(items, it)
+		}
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -744,14 +791,14 @@ func (f *flowRuntime) accept(ftp kgo.FetchTopicPartition) {
 	// queue in one lane per partition.
 	inOrder := f.conf != nil && f.conf.dest != nil && f.conf.dest.txn != nil
 	added, markers := 0, 0
-	for i := range items {
-		it := &items[i]
-		if p.next >= 0 && it.rec.Offset < p.next {
+	for _, it := range items {
+		if p.next >= 0 && it.offset < p.next {
 			continue // already have it
 		}
-		p.next = it.rec.Offset + 1
+		p.next = it.offset + 1
 		p.pending = append(p.pending, it)
 		added++
+		bytes += it.size
 		if it.control {
 			markers++
 			continue
@@ -778,12 +825,11 @@ func (f *flowRuntime) accept(ftp kgo.FetchTopicPartition) {
 		}
 	}
 	f.buffered += added
+	f.bufferedBytes += bytes
+	p.bytes += bytes
+	f.d.mem.add(p.mem, added, bytes)
 	if markers > 0 {
 		f.releaseLocked(p) // a marker at the head moves the watermark
-	}
-	if !p.fetchPaused && p.buffered() >= f.d.cfg.MaxBufferedPerPartition && f.d.cl != nil {
-		f.d.cl.PauseFetchPartitions(map[string][]int32{f.topic: {p.id}})
-		p.fetchPaused = true
 	}
 	if f.buffered >= f.d.cfg.MaxBufferedPerFlow {
 		f.evaluateLocked(time.Now())
@@ -813,7 +859,9 @@ func (f *flowRuntime) addPartitions(ids []int32) {
 		if old := f.parts[id]; old != nil && !old.gone {
 			continue
 		}
-		f.parts[id] = newPartition(id)
+		p := newPartition(id)
+		p.mem = f.d.mem.register(f.topic, id)
+		f.parts[id] = p
 	}
 }
 
@@ -864,9 +912,8 @@ func (f *flowRuntime) dropPartitions(ids []int32) (empty bool) {
 		}
 		p.gone = true
 		f.buffered -= p.buffered()
-		if p.fetchPaused && f.d.cl != nil {
-			f.d.cl.ResumeFetchPartitions(map[string][]int32{f.topic: {p.id}})
-		}
+		f.bufferedBytes -= p.bytes
+		f.d.mem.unregister(p.mem)
 		delete(f.parts, id)
 	}
 	f.evaluateLocked(time.Now())

@@ -2,6 +2,7 @@ package delivery
 
 import (
 	"time"
+	"unsafe"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -11,18 +12,27 @@ import (
 )
 
 // item is one event between fetch and commit.
+//
+// Items are small on purpose: a deliverer working off a backlog holds tens
+// of thousands of them. The record's key, value and headers are copies, cut
+// from one buffer per slab of items (see flowRuntime.accept), not slices
+// into franz-go's fetch buffers: those hold a whole fetched batch, which a
+// single retrying event would keep alive. What only a failed attempt needs
+// lives in att.
 type item struct {
-	rec *kgo.Record // points to own
-	// own is a copy of the fetched record. franz-go allocates the records
-	// of a fetch in slabs: holding a pointer into one would keep the
-	// whole slab (every partition's records of that fetch, and their
-	// decompressed batches) alive until the slowest partition's event of
-	// it is done; a deliverer working off a backlog held five times the
-	// records it buffers.
-	own       kgo.Record
-	ev        *event.Event // nil when the record could not be decoded
-	decodeErr error
-	lane      *lane
+	lane *lane
+	ev   *event.Event // nil when the record could not be decoded
+	att  *attemptState
+	// key, value and headers are the delivery record's.
+	key, value []byte
+	headers    []kgo.RecordHeader
+	offset     int64
+	// first is when the first attempt started (Unix nanoseconds), 0
+	// before it.
+	first    int64
+	size     int64 // bytes accounted against the memory budget (itemSize)
+	epoch    int32 // the record's leader epoch
+	attempts int32
 	// finished: delivered or handed to the dead-letter topic; its lane
 	// has moved on. done: delivered, or its dead letter is acknowledged;
 	// its offset may be committed.
@@ -41,10 +51,54 @@ type item struct {
 	// It is done from the start: the watermark, and so the committed
 	// offset, moves past it, so that a drained partition shows no lag.
 	control bool
+}
 
-	attempts    int
-	first, last time.Time
-	result      destination.Result
+// attemptState is what an item keeps of failed attempts (and of a failed
+// decode): most items are delivered at the first attempt and never need it.
+type attemptState struct {
+	last      time.Time
+	result    destination.Result
+	decodeErr error
+}
+
+// result is the outcome of the item's last attempt (a success when it
+// has not failed).
+func (it *item) result() destination.Result {
+	if it.att == nil {
+		return destination.Result{Class: destination.Success}
+	}
+	return it.att.result
+}
+
+// firstAttempt is when the first attempt started (zero before it).
+func (it *item) firstAttempt() time.Time {
+	if it.first == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, it.first)
+}
+
+// itemOverhead is what an item costs besides the bytes of its record and
+// of its decoded event: the item itself, its slots in the partition's and
+// its lane's queues, and the decoded event's struct.
+const itemOverhead = int64(unsafe.Sizeof(item{})) + 2*8 + int64(unsafe.Sizeof(event.Event{}))
+
+// itemSize is the memory an item holds, as the memory budget counts it:
+// its record's key, value and headers, its decoded event (which copies the
+// payload and the attributes) and itemOverhead.
+func itemSize(it *item) int64 {
+	n := itemOverhead + int64(len(it.key)+len(it.value))
+	for _, h := range it.headers {
+		n += int64(len(h.Key)+len(h.Value)) + int64(unsafe.Sizeof(h))
+	}
+	if ev := it.ev; ev != nil {
+		n += int64(len(ev.ID) + len(ev.Source) + len(ev.Type) + len(ev.Subject) + len(ev.Key) +
+			len(ev.ContentType) + len(ev.Data) + len(ev.TraceParent) + len(ev.TraceState))
+		for k, v := range ev.Attributes {
+			n += int64(len(k)+len(v)) + 48 // and the map's own entry
+		}
+	}
+	return n
 }
 
 // lane is the ordered queue of one partition key's events on one
@@ -120,7 +174,10 @@ type partition struct {
 	// revoking: the partition is being taken away: nothing new starts.
 	// gone: it was released; late outcomes are ignored.
 	revoking, gone bool
-	fetchPaused    bool
+	// bytes is what pending[head:] holds (itemSize), mirrored in mem,
+	// which decides when fetching the partition pauses.
+	bytes int64
+	mem   *memPart
 }
 
 func newPartition(id int32) *partition {
@@ -142,13 +199,13 @@ func (it *item) count(c *stats.Counts) {
 }
 
 // advance moves the watermark over done events, counts them and releases
-// them. It returns how many were released.
-func (p *partition) advance() int {
-	n := 0
+// them. It returns how many were released and their bytes.
+func (p *partition) advance() (n int, bytes int64) {
 	for p.head < len(p.pending) && p.pending[p.head].done {
 		it := p.pending[p.head]
-		p.wm, p.wmEpoch = it.rec.Offset+1, it.rec.LeaderEpoch
+		p.wm, p.wmEpoch = it.offset+1, it.epoch
 		it.count(&p.counts)
+		bytes += it.size
 		p.pending[p.head] = nil
 		p.head++
 		n++
@@ -161,7 +218,8 @@ func (p *partition) advance() int {
 		clear(p.pending[k:])
 		p.pending, p.head = p.pending[:k], 0
 	}
-	return n
+	p.bytes -= bytes
+	return n, bytes
 }
 
 // wmIfFinishing is the watermark the partition would have, and its counts
@@ -172,7 +230,7 @@ func (p *partition) wmIfFinishing() (int64, int32, stats.Counts) {
 		if !it.done && !it.finishing {
 			break
 		}
-		wm, epoch = it.rec.Offset+1, it.rec.LeaderEpoch
+		wm, epoch = it.offset+1, it.epoch
 		it.count(&c)
 	}
 	return wm, epoch, c
@@ -187,7 +245,7 @@ func (p *partition) lag() int64 {
 	wm := p.wm
 	if wm < 0 {
 		if p.head < len(p.pending) {
-			wm = p.pending[p.head].rec.Offset
+			wm = p.pending[p.head].offset
 		} else {
 			return 0
 		}

@@ -13,19 +13,20 @@ import (
 // metrics are the deliverer's Prometheus metrics, per flow and destination
 // type.
 type metrics struct {
-	attempts     *prometheus.CounterVec
-	delivered    *prometheus.CounterVec
-	failures     *prometheus.CounterVec
-	retries      *prometheus.CounterVec
-	deadLettered *prometheus.CounterVec
-	latency      *prometheus.HistogramVec
-	breaker      *prometheus.GaugeVec
-	paused       *prometheus.GaugeVec
-	maintenance  *prometheus.GaugeVec
-	lag          *prometheus.GaugeVec
-	buffered     *prometheus.GaugeVec
-	inFlight     *prometheus.GaugeVec
-	commits      *prometheus.CounterVec
+	attempts      *prometheus.CounterVec
+	delivered     *prometheus.CounterVec
+	failures      *prometheus.CounterVec
+	retries       *prometheus.CounterVec
+	deadLettered  *prometheus.CounterVec
+	latency       *prometheus.HistogramVec
+	breaker       *prometheus.GaugeVec
+	paused        *prometheus.GaugeVec
+	maintenance   *prometheus.GaugeVec
+	lag           *prometheus.GaugeVec
+	buffered      *prometheus.GaugeVec
+	bufferedBytes *prometheus.GaugeVec
+	inFlight      *prometheus.GaugeVec
+	commits       *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -66,6 +67,9 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		buffered: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "samsa_deliverer_buffered", Help: "Events held in memory (waiting, in flight, retrying).",
 		}, []string{"flow"}),
+		bufferedBytes: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "samsa_deliverer_buffered_bytes", Help: "Memory the flow's buffered events hold (records and decoded envelopes), which --max-buffered-bytes bounds over all flows.",
+		}, []string{"flow"}),
 		inFlight: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "samsa_deliverer_in_flight", Help: "Events being attempted right now.",
 		}, []string{"flow"}),
@@ -75,7 +79,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	}
 	if reg != nil {
 		reg.MustRegister(m.attempts, m.delivered, m.failures, m.retries, m.deadLettered, m.latency,
-			m.breaker, m.paused, m.maintenance, m.lag, m.buffered, m.inFlight, m.commits)
+			m.breaker, m.paused, m.maintenance, m.lag, m.buffered, m.bufferedBytes, m.inFlight, m.commits)
 	}
 	return m
 }
@@ -109,7 +113,7 @@ func (m *metrics) forget(flow string) {
 		v.DeletePartialMatch(l)
 	}
 	m.latency.DeletePartialMatch(l)
-	for _, v := range []*prometheus.GaugeVec{m.breaker, m.paused, m.maintenance, m.lag, m.buffered, m.inFlight} {
+	for _, v := range []*prometheus.GaugeVec{m.breaker, m.paused, m.maintenance, m.lag, m.buffered, m.bufferedBytes, m.inFlight} {
 		v.DeletePartialMatch(l)
 	}
 }

@@ -5,7 +5,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kgo"
 	"go.uber.org/zap"
 
 	"github.com/samsa-dev/samsa/pkg/stats"
@@ -198,18 +197,19 @@ func TestPartitionWatermark(t *testing.T) {
 	p := newPartition(0)
 	// Counts from the metadata of the offset the partition starts at.
 	p.counts = stats.Counts{Delivered: 5, DeadLettered: 1}
-	mk := func(off int64) *item { return &item{rec: &kgo.Record{Offset: off, LeaderEpoch: 3}} }
+	mk := func(off int64) *item { return &item{offset: off, epoch: 3, size: 100} }
 	// Offsets 10 to 14, 12 a transaction marker (done from the start).
 	for _, off := range []int64{10, 11, 12, 13, 14} {
 		p.pending = append(p.pending, mk(off))
 	}
 	p.pending[2].control, p.pending[2].done = true, true
-	if n := p.advance(); n != 0 || p.wm != -1 {
+	p.bytes = 500
+	if n, _ := p.advance(); n != 0 || p.wm != -1 {
 		t.Fatalf("advanced over unfinished: %d %d", n, p.wm)
 	}
 	p.pending[1].done, p.pending[1].dead = true, true
 	p.pending[3].done = true
-	if n := p.advance(); n != 0 {
+	if n, _ := p.advance(); n != 0 {
 		t.Fatalf("advanced past the lowest unfinished event")
 	}
 	p.pending[4].finishing = true
@@ -221,8 +221,8 @@ func TestPartitionWatermark(t *testing.T) {
 	if wm, epoch, c := p.wmIfFinishing(); wm != 15 || epoch != 3 || c != want {
 		t.Fatalf("wmIfFinishing %d/%d %+v, want 15/3 %+v", wm, epoch, c, want)
 	}
-	if n := p.advance(); n != 4 || p.wm != 14 || p.buffered() != 1 {
-		t.Fatalf("advance: %d, wm %d, buffered %d", n, p.wm, p.buffered())
+	if n, bytes := p.advance(); n != 4 || bytes != 400 || p.wm != 14 || p.buffered() != 1 || p.bytes != 100 {
+		t.Fatalf("advance: %d (%d bytes), wm %d, buffered %d (%d bytes)", n, bytes, p.wm, p.buffered(), p.bytes)
 	}
 	// The marker is not an event; the finishing item is not done yet.
 	if want := (stats.Counts{Delivered: 7, DeadLettered: 2}); p.counts != want {

@@ -76,9 +76,9 @@ type Result struct {
 // Item is one event to deliver.
 type Item struct {
 	Event *event.Event
-	// Record is the delivery-topic record the event came in; its Value is
-	// the encoded envelope, unchanged.
-	Record *kgo.Record
+	// Envelope is the value of the delivery-topic record the event came
+	// in: the encoded envelope, unchanged. It must not be modified.
+	Envelope []byte
 	// Attempt is 1 for the first attempt.
 	Attempt int
 }

@@ -256,7 +256,7 @@ func (d *Destination) record(it *destination.Item) *kgo.Record {
 			add("ce_time", ev.Time.UTC().Format(time.RFC3339Nano))
 		}
 	default:
-		r.Value = it.Record.Value
+		r.Value = it.Envelope
 	}
 	return r
 }

@@ -25,7 +25,7 @@ func item(t *testing.T, id, key string) destination.Item {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return destination.Item{Event: ev, Record: &kgo.Record{Value: v}}
+	return destination.Item{Event: ev, Envelope: v}
 }
 
 func TestRecordFormats(t *testing.T) {
@@ -35,8 +35,8 @@ func TestRecordFormats(t *testing.T) {
 		value   []byte
 		headers map[string]string
 	}{
-		{FormatEnvelope, it.Record.Value, map[string]string{HeaderEventID: "id-1"}},
-		{FormatAvro, it.Record.Value, map[string]string{HeaderEventID: "id-1"}},
+		{FormatEnvelope, it.Envelope, map[string]string{HeaderEventID: "id-1"}},
+		{FormatAvro, it.Envelope, map[string]string{HeaderEventID: "id-1"}},
 		{FormatJSON, []byte(`{"a":1}`), map[string]string{HeaderEventID: "id-1", "ce_id": "id-1", "ce_type": "t", "ce_source": "s",
 			"ce_subject": "sub", "ce_specversion": "1.0", "content-type": "application/json", "ce_time": "2023-11-14T22:13:20Z"}},
 	} {
