@@ -58,7 +58,8 @@ type Aggregator struct {
 	now            func() time.Time
 
 	mu      sync.Mutex
-	reports map[string]*Report // by key
+	reports map[string]*Report // flow reports by key
+	sources map[string]*Report // source reports by key
 	history map[string][]Sample
 	// committed are the delivered and dead-lettered counts at the
 	// deliverer group's committed offsets, by flow.
@@ -117,7 +118,7 @@ func NewAggregator(cfg *kafka.Config, log *zap.Logger, opts ...AggregatorOpt) (*
 func newAggregator(log *zap.Logger) *Aggregator {
 	return &Aggregator{log: log, interval: 10 * time.Second, keep: time.Hour, now: time.Now, topic: kafka.StatsTopic,
 		group: kafka.DelivererGroup, committedEvery: time.Second,
-		reports: map[string]*Report{}, history: map[string][]Sample{}, committed: map[string]Counts{}}
+		reports: map[string]*Report{}, sources: map[string]*Report{}, history: map[string][]Sample{}, committed: map[string]Counts{}}
 }
 
 // Run follows samsa.stats and the deliverer group's offsets until ctx is
@@ -143,19 +144,55 @@ func (a *Aggregator) Run(ctx context.Context) error {
 			a.mu.Lock()
 			if rep == nil {
 				delete(a.reports, string(rec.Key))
+				delete(a.sources, string(rec.Key))
 			} else {
-				a.reports[rep.Key()] = rep
+				a.add(rep)
 			}
 			a.mu.Unlock()
 		})
 	}
 }
 
+// add keeps rep as the latest report of its key.
+func (a *Aggregator) add(rep *Report) {
+	if rep.Source != "" {
+		a.sources[rep.Key()] = rep
+	} else {
+		a.reports[rep.Key()] = rep
+	}
+}
+
 // Apply adds a report as if read from the topic (tests, and the dev process).
 func (a *Aggregator) Apply(rep Report) {
 	a.mu.Lock()
-	a.reports[rep.Key()] = &rep
+	a.add(&rep)
 	a.mu.Unlock()
+}
+
+// Ingest sums the source reports of every receiver instance for each source
+// in created, which maps a source's name to its creation time: reports
+// that counted an earlier source of the same name (deleted since) are left
+// out; a zero time on either side matches any. known says whether any
+// source report has been read at all: when it is false, no receiver has
+// published yet (or the receivers predate source reports), and zero counts
+// mean nothing.
+func (a *Aggregator) Ingest(created map[string]time.Time) (sums map[string]Ingest, known bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	sums = make(map[string]Ingest, len(created))
+	for _, r := range a.sources {
+		at, ok := created[r.Source]
+		if !ok || r.Ingest == nil {
+			continue
+		}
+		if !at.IsZero() && !r.SourceCreated.IsZero() && !at.Equal(r.SourceCreated) {
+			continue
+		}
+		s := sums[r.Source]
+		s.Add(*r.Ingest)
+		sums[r.Source] = s
+	}
+	return sums, len(a.sources) > 0
 }
 
 func (a *Aggregator) committedLoop(ctx context.Context) {

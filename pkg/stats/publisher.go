@@ -13,41 +13,115 @@ import (
 // final. Services whose writes are transactional (the transformer) may
 // instead put Records into their own transactions.
 func Publish(ctx context.Context, cl *kgo.Client, r *Recorder, interval time.Duration, log *zap.Logger) {
+	publish(ctx, cl, flowSource{r}, interval, log, publishConfig{finalTimeout: 5 * time.Second})
+}
+
+// PublishOpt configures PublishSources.
+type PublishOpt func(*publishConfig)
+
+type publishConfig struct {
+	topic        string
+	finalTimeout time.Duration
+}
+
+// PublishTo writes the reports to topic instead of samsa.stats.
+func PublishTo(topic string) PublishOpt { return func(c *publishConfig) { c.topic = topic } }
+
+// FinalTimeout bounds the write of the final reports once ctx is done.
+// Default 5s.
+func FinalTimeout(d time.Duration) PublishOpt { return func(c *publishConfig) { c.finalTimeout = d } }
+
+// PublishSources writes the source reports that changed to samsa.stats
+// every interval until ctx is done, then all of them once more, marked
+// final. Call it from the receiver, and cancel ctx once the last request
+// has been counted.
+func PublishSources(ctx context.Context, cl *kgo.Client, r *SourceRecorder, interval time.Duration, log *zap.Logger, opts ...PublishOpt) {
+	pc := publishConfig{finalTimeout: 5 * time.Second}
+	for _, o := range opts {
+		o(&pc)
+	}
+	publish(ctx, cl, r, interval, log, pc)
+}
+
+// reporter is what publish reads reports from.
+type reporter interface {
+	Records(now time.Time, all bool) []*kgo.Record
+	// final returns every report marked final.
+	final(now time.Time) []*kgo.Record
+	// failed is called with the records of a failed write, to write them
+	// again with the next ones.
+	failed(recs []*kgo.Record)
+}
+
+func publish(ctx context.Context, cl *kgo.Client, r reporter, interval time.Duration, log *zap.Logger, pc publishConfig) {
+	if log == nil {
+		log = zap.NewNop()
+	}
+	retopic := func(recs []*kgo.Record) []*kgo.Record {
+		if pc.topic != "" {
+			for _, rec := range recs {
+				rec.Topic = pc.topic
+			}
+		}
+		return recs
+	}
 	t := time.NewTicker(interval)
 	defer t.Stop()
+	failing := false
 	for {
 		select {
 		case <-ctx.Done():
-			reps := r.Reports(time.Now(), true)
-			recs := make([]*kgo.Record, 0, len(reps))
-			for i := range reps {
-				reps[i].Final = true
-				if rec, err := reps[i].Record(); err == nil {
-					recs = append(recs, rec)
-				}
+			recs := retopic(r.final(time.Now()))
+			if len(recs) == 0 {
+				return
 			}
-			fctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			fctx, cancel := context.WithTimeout(context.Background(), pc.finalTimeout)
 			if err := cl.ProduceSync(fctx, recs...).FirstErr(); err != nil {
 				log.Warn("final stats not published", zap.Error(err))
 			}
 			cancel()
 			return
 		case <-t.C:
-			recs := r.Records(time.Now(), false)
+			recs := retopic(r.Records(time.Now(), false))
 			if len(recs) == 0 {
 				continue
 			}
 			pctx, cancel := context.WithTimeout(ctx, interval*3)
-			if err := cl.ProduceSync(pctx, recs...).FirstErr(); err != nil && ctx.Err() == nil {
-				log.Warn("stats not published", zap.Error(err))
-				// Mark everything dirty again so the next tick retries.
-				r.Reports(time.Now(), true)
-				r.markAllDirty()
-			}
+			err := cl.ProduceSync(pctx, recs...).FirstErr()
 			cancel()
+			switch {
+			case err != nil && ctx.Err() == nil:
+				// Log once per failure streak; the next tick retries.
+				if !failing {
+					log.Warn("stats not published", zap.Error(err))
+				}
+				failing = true
+				r.failed(recs)
+			case err != nil:
+				r.failed(recs) // the final write has them
+			default:
+				failing = false
+			}
 		}
 	}
 }
+
+// flowSource adapts a Recorder to publish.
+type flowSource struct{ *Recorder }
+
+func (f flowSource) final(now time.Time) []*kgo.Record {
+	reps := f.Reports(now, true)
+	recs := make([]*kgo.Record, 0, len(reps))
+	for i := range reps {
+		reps[i].Final = true
+		if rec, err := reps[i].Record(); err == nil {
+			recs = append(recs, rec)
+		}
+	}
+	return recs
+}
+
+func (f flowSource) failed([]*kgo.Record) { f.markAllDirty() }
 
 func (r *Recorder) markAllDirty() {
 	r.mu.Lock()
@@ -56,3 +130,7 @@ func (r *Recorder) markAllDirty() {
 	}
 	r.mu.Unlock()
 }
+
+// final returns the tombstones still due and every source's report,
+// marked final.
+func (r *SourceRecorder) final(now time.Time) []*kgo.Record { return r.records(now, true, true) }

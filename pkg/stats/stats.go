@@ -20,6 +20,12 @@
 // which the aggregator reads from the deliverer's consumer group. The
 // deliverer's reports carry only what may be approximate: retries, latency,
 // the last error, the breaker state.
+//
+// Receivers publish source reports to the same topic, keyed
+// "source:<source>/receiver/<instance>": per-source ingest counts (events,
+// requests, bytes, rejections and authentication failures by reason) that
+// the control service's sources page sums over every receiver replica
+// (SourceRecorder, PublishSources, Aggregator.Ingest; see sources.go).
 package stats
 
 import (
@@ -95,14 +101,38 @@ type Report struct {
 	LastSuccess time.Time `json:"last_success,omitzero"`
 	// Final is set on the last report of an instance that stopped cleanly.
 	Final bool `json:"final,omitempty"`
+
+	// Source is set, and Flow empty, in a source report: a receiver
+	// instance's Ingest counts of one source (see sources.go).
+	Source string `json:"source,omitempty"`
+	// SourceCreated is the creation time of the source counted.
+	SourceCreated time.Time `json:"source_created,omitzero"`
+	Ingest        *Ingest   `json:"ingest,omitempty"`
 }
 
-// Key is the record key of a report.
-func (r *Report) Key() string { return r.Flow + "/" + r.Service + "/" + r.Instance }
+// Key is the record key of a report: "<flow>/<service>/<instance>", or
+// "source:<source>/<service>/<instance>" for a source report.
+func (r *Report) Key() string { return r.subject() + "/" + r.Service + "/" + r.Instance }
+
+// subject is the first part of the key.
+func (r *Report) subject() string {
+	if r.Source != "" {
+		return sourceKeyPrefix + r.Source
+	}
+	return r.Flow
+}
 
 // Record renders the report as a samsa.stats record.
 func (r *Report) Record() (*kgo.Record, error) {
-	b, err := json.Marshal(r)
+	v := r
+	if r.Source != "" {
+		// Readers that predate source reports take the "flow" field for
+		// the first part of the key: give them one that matches it.
+		c := *r
+		c.Flow = r.subject()
+		v = &c
+	}
+	b, err := json.Marshal(v)
 	if err != nil {
 		return nil, fmt.Errorf("stats: encode report: %w", err)
 	}
@@ -117,6 +147,12 @@ func ParseRecord(rec *kgo.Record) (*Report, error) {
 	r := new(Report)
 	if err := json.Unmarshal(rec.Value, r); err != nil {
 		return nil, fmt.Errorf("stats: decode report %q: %w", rec.Key, err)
+	}
+	if r.Source != "" {
+		if r.Flow != r.subject() && r.Flow != "" {
+			return nil, fmt.Errorf("stats: report %q is of flow %q and of source %q", rec.Key, r.Flow, r.Source)
+		}
+		r.Flow = ""
 	}
 	if r.Key() != string(rec.Key) {
 		return nil, fmt.Errorf("stats: report key %q does not match its content %q", rec.Key, r.Key())
