@@ -54,6 +54,13 @@ type Config struct {
 	// DrainTimeout bounds the graceful shutdown: in-flight requests finish
 	// and the producer flushes within it.
 	DrainTimeout time.Duration
+	// StatsInterval is how often the receiver publishes the ingest counts
+	// of the sources that changed to samsa.stats, for the control
+	// service's sources page (it also publishes them when it stops). Zero
+	// disables publishing.
+	StatsInterval time.Duration
+	// StatsTopic overrides samsa.stats (tests; not a flag).
+	StatsTopic string
 }
 
 // RegisterFlags binds the configuration to flags with their defaults.
@@ -71,6 +78,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.Linger, "linger", time.Millisecond, "how long the producer waits to fill a batch (every acknowledgement waits for it)")
 	fs.BoolVar(&c.CreateTopics, "create-topics", true, "create a source's topic on its first event if it does not exist")
 	fs.DurationVar(&c.DrainTimeout, "drain-timeout", 30*time.Second, "graceful shutdown bound: in-flight requests finish and events are flushed within it")
+	fs.DurationVar(&c.StatsInterval, "stats-interval", 5*time.Second, "how often per-source ingest counts are published to samsa.stats for the control service's sources page (0 disables)")
 }
 
 // Validate checks the configuration as a whole.
@@ -105,6 +113,9 @@ func (c *Config) Validate() error {
 	}
 	if c.DrainTimeout <= 0 {
 		errs = append(errs, fmt.Errorf("receiver: --drain-timeout %s: want a positive duration", c.DrainTimeout))
+	}
+	if c.StatsInterval != 0 && (c.StatsInterval < 100*time.Millisecond || c.StatsInterval > time.Hour) {
+		errs = append(errs, fmt.Errorf("receiver: --stats-interval %s: want 0 (off) or 100ms to 1h", c.StatsInterval))
 	}
 	return errors.Join(errs...)
 }

@@ -42,6 +42,7 @@ type harness struct {
 	kcfg     *kafka.Config
 	cl       *kgo.Client // writes samsa.flows records, reads source topics
 	flows    string
+	stats    string // the receiver's samsa.stats
 	store    *flow.Store
 	r        *Receiver
 	reg      *prometheus.Registry
@@ -59,6 +60,7 @@ type harness struct {
 func newHarness(t testing.TB, brokers []string, adjust func(*Config), opts ...Option) *harness {
 	t.Helper()
 	h := &harness{t: t, kcfg: &kafka.Config{Brokers: brokers, ReplicationFactor: 1}, flows: kafkatest.Topic(t)}
+	h.stats = h.flows + ".stats"
 	log := zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel))
 	if testing.Verbose() {
 		log = zaptest.NewLogger(t, zaptest.Level(zap.InfoLevel))
@@ -71,7 +73,9 @@ func newHarness(t testing.TB, brokers []string, adjust func(*Config), opts ...Op
 	t.Cleanup(h.cl.Close)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	if err := h.kcfg.EnsureTopics(ctx, h.cl, kafka.TopicSpec{Name: h.flows, Partitions: 1}); err != nil {
+	statsSpec := kafka.StatsTopicSpec()
+	statsSpec.Name = h.stats
+	if err := h.kcfg.EnsureTopics(ctx, h.cl, kafka.TopicSpec{Name: h.flows, Partitions: 1}, statsSpec); err != nil {
 		t.Fatal(err)
 	}
 	h.store, err = flow.NewStore(h.kcfg, log.Named("flows"), flow.WithTopic(h.flows))
@@ -90,6 +94,7 @@ func newHarness(t testing.TB, brokers []string, adjust func(*Config), opts ...Op
 	cfg := DefaultConfig()
 	cfg.SecretKeys = []string{testSecretKey}
 	cfg.DrainTimeout = 20 * time.Second
+	cfg.StatsTopic = h.stats
 	if adjust != nil {
 		adjust(&cfg)
 	}

@@ -11,6 +11,11 @@
 // Every request, whatever its transport, goes through Receiver.ingest:
 // source lookup, auth, decoding, validation, rate limit, ids, produce,
 // metrics. docs/ingest.md documents the contract for producers.
+//
+// Besides its Prometheus metrics, which only its own /metrics serves, the
+// receiver counts ingest per source and publishes the counts to samsa.stats
+// every Config.StatsInterval and when it stops (stats.SourceRecorder): the
+// control service sums them over every replica for its sources page.
 package ingest
 
 import (
@@ -19,6 +24,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -36,6 +42,7 @@ import (
 	"github.com/samsa-dev/samsa/pkg/ingestauth"
 	"github.com/samsa-dev/samsa/pkg/kafka"
 	"github.com/samsa-dev/samsa/pkg/secret"
+	"github.com/samsa-dev/samsa/pkg/stats"
 	"github.com/samsa-dev/samsa/pkg/telemetry"
 	"github.com/samsa-dev/samsa/pkg/ulid"
 	samsav1 "github.com/samsa-dev/samsa/proto/samsa/v1"
@@ -52,9 +59,13 @@ type Receiver struct {
 	box      *secret.Box
 	health   *telemetry.Health
 
-	cl       *kgo.Client
-	prod     *producer
-	metrics  *metrics
+	cl      *kgo.Client
+	prod    *producer
+	metrics *metrics
+	// counters are the per-source counts that the receiver publishes to
+	// samsa.stats through statsCl (nil when publishing is off).
+	counters *stats.SourceRecorder
+	statsCl  *kgo.Client
 	sources  *sources
 	ids      ulid.Generator
 	kafkaOK  atomic.Bool
@@ -85,6 +96,14 @@ func WithSecretBox(box *secret.Box) Option { return func(r *Receiver) { r.box = 
 // WithHealth adds the receiver's readiness checks to h instead of a Health
 // of its own.
 func WithHealth(h *telemetry.Health) Option { return func(r *Receiver) { r.health = h } }
+
+// WithSourceRecorder counts ingest per source in rec, whose reports the
+// receiver publishes to samsa.stats every Config.StatsInterval. Default: a
+// recorder of its own, with an instance id from the host name and the
+// start time (stats.InstanceID).
+func WithSourceRecorder(rec *stats.SourceRecorder) Option {
+	return func(r *Receiver) { r.counters = rec }
+}
 
 // New returns a receiver producing through a client built from kcfg. store
 // is the flow store to read sources from; when nil, the receiver creates
@@ -126,6 +145,18 @@ func New(cfg Config, kcfg *kafka.Config, store *flow.Store, log *zap.Logger, reg
 		return nil, fmt.Errorf("receiver: %w", err)
 	}
 	r.cl = cl
+	if r.counters == nil {
+		host, _ := os.Hostname()
+		r.counters = stats.NewSourceRecorder(stats.InstanceID(host))
+	}
+	if cfg.StatsInterval > 0 {
+		// A client of its own: the producer's buffer limits are sized for
+		// events, and a stats write must never take their room.
+		if r.statsCl, err = kcfg.NewClient(log.Named("stats")); err != nil {
+			cl.Close()
+			return nil, fmt.Errorf("receiver: %w", err)
+		}
+	}
 	r.prod = newProducer(cl, &r.cfg)
 	r.metrics = newMetrics(reg,
 		func() float64 { return float64(r.prod.buffered.Load()) },
@@ -134,7 +165,7 @@ func New(cfg Config, kcfg *kafka.Config, store *flow.Store, log *zap.Logger, reg
 	if r.box != nil {
 		open = r.box.Open
 	}
-	r.sources = &sources{store: r.store, open: open, metrics: r.metrics, log: log}
+	r.sources = &sources{store: r.store, open: open, metrics: r.metrics, counters: r.counters, log: log}
 	r.health.Add("flows", telemetry.ChanCheck(r.store.Ready(), "flow store has not caught up with samsa.flows"))
 	r.health.Add("kafka", func() error {
 		if !r.kafkaOK.Load() {
@@ -167,6 +198,9 @@ func (r *Receiver) RegisterGRPC(s grpc.ServiceRegistrar) {
 // the producer and closes it.
 func (r *Receiver) Run(ctx context.Context) error {
 	defer r.cl.Close()
+	if r.statsCl != nil {
+		defer r.statsCl.Close()
+	}
 	httpLn, grpcLn := r.httpLn, r.grpcLn
 	var err error
 	if httpLn == nil {
@@ -195,6 +229,23 @@ func (r *Receiver) Run(ctx context.Context) error {
 		})
 	}
 	wg.Go(func() { r.pingKafka(bgCtx) })
+	// The stats publisher stops after the drain below, so that its final
+	// reports count every request served.
+	statsCtx, stopStats := context.WithCancel(context.Background())
+	defer stopStats()
+	statsDone := make(chan struct{})
+	if r.statsCl != nil {
+		go func() {
+			defer close(statsDone)
+			opts := []stats.PublishOpt{stats.FinalTimeout(min(5*time.Second, r.cfg.DrainTimeout))}
+			if r.cfg.StatsTopic != "" {
+				opts = append(opts, stats.PublishTo(r.cfg.StatsTopic))
+			}
+			stats.PublishSources(statsCtx, r.statsCl, r.counters, r.cfg.StatsInterval, r.log.Named("stats"), opts...)
+		}()
+	} else {
+		close(statsDone)
+	}
 	stopWatch := r.store.Watch(func(c flow.Change) {
 		if c.Kind == flow.KindSource && c.Deleted() {
 			r.sources.forget(c.Name)
@@ -243,6 +294,8 @@ func (r *Receiver) Run(ctx context.Context) error {
 	if err := r.cl.Flush(fctx); err != nil {
 		r.log.Warn("producer did not flush before the drain timeout", zap.Error(err))
 	}
+	stopStats()
+	<-statsDone
 	r.log.Info("receiver stopped")
 	if errors.Is(first, http.ErrServerClosed) {
 		first = nil
@@ -323,6 +376,7 @@ func (r *Receiver) ingest(in *request) (ids []string, err error) {
 		var ae *ingestauth.Error
 		if errors.As(err, &ae) {
 			st.m.parent.authFailures.WithLabelValues(st.name, string(ae.Reason)).Inc()
+			st.counts.AuthFailure(string(ae.Reason))
 			return nil, &Error{Kind: ErrUnauthenticated, Msg: ae.Msg}
 		}
 		return nil, err
@@ -418,13 +472,18 @@ func (r *Receiver) record(in *request, st *sourceState, n int, start time.Time, 
 	if st != nil {
 		source = st.name
 		st.m.bytes.Add(float64(in.bytes))
+		st.counts.Request(in.bytes)
 	}
 	s := answer{http: http.StatusAccepted}
 	if err != nil {
 		s = statusOf(err)
 		r.metrics.rejections.WithLabelValues(source, s.reason).Inc()
+		if st != nil {
+			st.counts.Rejection(s.reason)
+		}
 	} else {
 		st.m.events.Add(float64(n))
+		st.counts.Events(n)
 	}
 	r.metrics.requests.WithLabelValues(source, in.transport, statusText(s.http)).Inc()
 	if err == nil {

@@ -18,6 +18,7 @@ import (
 	"github.com/samsa-dev/samsa/pkg/flow"
 	"github.com/samsa-dev/samsa/pkg/ingestauth"
 	"github.com/samsa-dev/samsa/pkg/kafka"
+	"github.com/samsa-dev/samsa/pkg/stats"
 	samsav1 "github.com/samsa-dev/samsa/proto/samsa/v1"
 )
 
@@ -42,6 +43,9 @@ type sourceState struct {
 	configErr error
 	limiter   *rate.Limiter // nil: unlimited
 	m         *sourceMetrics
+	// counts are the source's counters published to samsa.stats; they
+	// outlive versions of the source, not its deletion.
+	counts *stats.SourceCounter
 
 	partitions int32
 	retention  time.Duration
@@ -60,10 +64,11 @@ func (s *sourceState) native() bool { return s.format != "" && s.format != "enve
 // sources caches a sourceState per source, keyed by name, checked against
 // the store's version on every lookup.
 type sources struct {
-	store   *flow.Store
-	open    func(string) (string, error)
-	metrics *metrics
-	log     *zap.Logger
+	store    *flow.Store
+	open     func(string) (string, error)
+	metrics  *metrics
+	counters *stats.SourceRecorder
+	log      *zap.Logger
 
 	mu sync.Mutex // serializes rebuilds
 	m  sync.Map   // name -> *sourceState
@@ -102,6 +107,11 @@ func (ss *sources) build(src *samsav1.Source) *sourceState {
 		retention:  defaultRetention,
 		m:          ss.metrics.source(src.GetName()),
 	}
+	var created time.Time
+	if ct := src.GetCreateTime(); ct != nil {
+		created = ct.AsTime()
+	}
+	st.counts = ss.counters.Source(st.name, created)
 	if st.topic == "" {
 		st.topic = kafka.SourceTopic(st.name)
 	}
@@ -134,6 +144,7 @@ func (ss *sources) forget(name string) {
 	defer ss.mu.Unlock()
 	ss.m.Delete(name)
 	ss.metrics.forget(name)
+	ss.counters.Forget(name)
 }
 
 // reserve takes n events from the source's rate limit, or says how long
