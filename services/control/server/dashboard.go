@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"maps"
 	"sort"
 	"strconv"
 	"sync"
@@ -264,10 +265,17 @@ func (authService) GetCaller(ctx context.Context, _ *samsav1.GetCallerRequest) (
 	return &samsav1.Caller{Role: p.Role.String(), Anonymous: p.Anonymous}, nil
 }
 
-// ListSourceStatuses reports every source with the receiver's ingest
-// numbers. The receiver keeps them as Prometheus metrics; the control
-// service sees them when the receiver registers them in the registry it
-// gathers, which is the case when both run in one process (samsa dev).
+// ListSourceStatuses reports every source with its ingest numbers, summed
+// over every receiver replica.
+//
+// Every receiver instance publishes its per-source counts to samsa.stats
+// (stats.SourceRecorder), which the aggregator sums: the numbers count
+// since the source was created, across restarts and replicas, whatever
+// process runs the receivers. When no receiver has published yet, the
+// numbers come from the receiver's Prometheus metrics if the receiver runs
+// in this process (samsa dev, before its first report) and are unknown
+// otherwise. The two are never added: the in-process receiver publishes
+// too, so its counts are in the reports already.
 func (s *sourceService) ListSourceStatuses(ctx context.Context, _ *samsav1.ListSourceStatusesRequest) (*samsav1.ListSourceStatusesResponse, error) {
 	sources, err := s.res.Sources(ctx)
 	if err != nil {
@@ -279,6 +287,7 @@ func (s *sourceService) ListSourceStatuses(ctx context.Context, _ *samsav1.ListS
 	}
 	out := &samsav1.ListSourceStatusesResponse{}
 	byName := map[string]*samsav1.SourceStatus{}
+	created := make(map[string]time.Time, len(sources))
 	now := timestamppb.Now()
 	for _, src := range sources {
 		topic := src.GetTopic()
@@ -288,6 +297,11 @@ func (s *sourceService) ListSourceStatuses(ctx context.Context, _ *samsav1.ListS
 		st := &samsav1.SourceStatus{Name: src.GetName(), Topic: topic, Rejections: map[string]int64{}, AuthFailures: map[string]int64{}, UpdateTime: now}
 		byName[src.GetName()] = st
 		out.Statuses = append(out.Statuses, st)
+		var at time.Time
+		if ct := src.GetCreateTime(); ct != nil {
+			at = ct.AsTime()
+		}
+		created[src.GetName()] = at
 	}
 	for _, f := range flows {
 		if st := byName[f.GetSource()]; st != nil {
@@ -295,12 +309,32 @@ func (s *sourceService) ListSourceStatuses(ctx context.Context, _ *samsav1.ListS
 		}
 	}
 	sort.Slice(out.Statuses, func(i, j int) bool { return out.Statuses[i].Name < out.Statuses[j].Name })
+	if s.agg != nil {
+		if sums, known := s.agg.Ingest(created); known {
+			out.IngestKnown = true
+			for name, in := range sums {
+				st := byName[name]
+				st.Events, st.Requests, st.Bytes = in.Events, in.Requests, in.Bytes
+				maps.Copy(st.Rejections, in.Rejections)
+				maps.Copy(st.AuthFailures, in.AuthFailures)
+			}
+			return out, nil
+		}
+	}
+	s.addLocalIngest(out, byName)
+	return out, nil
+}
+
+// addLocalIngest fills in the ingest numbers of a receiver that runs in
+// this process from its metrics, if it registers them in the registry the
+// service gathers.
+func (s *sourceService) addLocalIngest(out *samsav1.ListSourceStatusesResponse, byName map[string]*samsav1.SourceStatus) {
 	if s.ingest == nil {
-		return out, nil
+		return
 	}
 	mfs, err := s.ingest.Gather()
 	if err != nil && len(mfs) == 0 {
-		return out, nil
+		return
 	}
 	for _, mf := range mfs {
 		switch mf.GetName() {
@@ -335,5 +369,4 @@ func (s *sourceService) ListSourceStatuses(ctx context.Context, _ *samsav1.ListS
 			}
 		}
 	}
-	return out, nil
 }

@@ -181,7 +181,7 @@ func New(cfg Config, log *zap.Logger, reg prometheus.Registerer, kcfg *kafka.Con
 	s.healthSrv.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
 	healthpb.RegisterHealthServer(s.grpcSrv, s.healthSrv)
 	for _, gs := range []*grpc.Server{s.grpcSrv, s.innerSrv} {
-		samsav1.RegisterSourceServiceServer(gs, &sourceService{res: s.res, m: m, ingest: o.gatherer})
+		samsav1.RegisterSourceServiceServer(gs, &sourceService{res: s.res, m: m, ingest: o.gatherer, agg: s.agg})
 		samsav1.RegisterAuthServiceServer(gs, authService{})
 		samsav1.RegisterFlowServiceServer(gs, &flowService{res: s.res, m: m, now: o.now, kcl: s.admin, stats: newFlowStats(s.agg, s.admin, cfg.delivererGroup()), rec: redriveRec})
 		samsav1.RegisterTransformServiceServer(gs, &transformService{res: s.res, maxEvents: cfg.MaxTestEvents, now: o.now})

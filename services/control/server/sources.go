@@ -5,6 +5,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/samsa-dev/samsa/pkg/flow"
+	"github.com/samsa-dev/samsa/pkg/stats"
 	samsav1 "github.com/samsa-dev/samsa/proto/samsa/v1"
 )
 
@@ -17,6 +18,9 @@ type sourceService struct {
 	// ingest holds the receiver's metrics when it runs in this process
 	// (ListSourceStatuses); may be nil.
 	ingest prometheus.Gatherer
+	// agg sums the receivers' source reports (ListSourceStatuses); may be
+	// nil.
+	agg *stats.Aggregator
 }
 
 func (s *sourceService) GetSource(ctx context.Context, req *samsav1.GetSourceRequest) (*samsav1.Source, error) {
