@@ -179,6 +179,11 @@ func Run(ctx context.Context, c Config, out io.Writer) error {
 	rcfg.HTTPAddr, rcfg.GRPCAddr = c.ReceiverHTTP, c.ReceiverGRPC
 	rcfg.Insecure = true
 	rcfg.SecretKeys = []string{key}
+	// The receiver publishes its per-source counts to samsa.stats like a
+	// separate one would, and the dashboard's sources page reads them from
+	// there (the in-process metrics only until the first report): often,
+	// so that the page follows a developer's requests closely.
+	rcfg.StatsInterval = time.Second
 	receiver, err := ingest.New(rcfg, kcfg, store, log.Named("receiver"), reg, ingest.WithSecretBox(box))
 	if err != nil {
 		return err
