@@ -658,8 +658,8 @@ async function refreshSources() {
   const now = Date.now();
   const prev = state.prevSources;
   $("#src-note").textContent = data.ingestKnown ?
-    "Ingest numbers since the receiver started; rates over the last refresh." :
-    "The receiver runs in another process: its ingest numbers are on its /metrics endpoint (samsa_receiver_*), not here.";
+    "Ingest numbers since each source was created, summed over every receiver (published every few seconds); rates over the last refresh." :
+    "No receiver has reported ingest numbers yet: receivers publish them to samsa.stats every few seconds once they serve requests.";
   $("#sources-body").replaceChildren(...(data.statuses || []).map((s) => {
     let rate = "–";
     if (data.ingestKnown && prev && prev.by[s.name] !== undefined) rate = fmtRate((num(s.events) - prev.by[s.name]) / ((now - prev.t) / 1000));
