@@ -101,6 +101,35 @@ func BenchmarkJSON(b *testing.B) {
 	})
 }
 
+// BenchmarkLazyLoad measures the validation of a payload on the first use
+// of event.data (lazyjson.go), which replaces decoding it whole.
+func BenchmarkLazyLoad(b *testing.B) {
+	var doc jsonDoc
+	doc.keys = keyCache{}
+	s := string(benchPayload)
+	b.ReportAllocs()
+	b.SetBytes(int64(len(s)))
+	for b.Loop() {
+		doc.reset()
+		if _, _, err := doc.load(s, 1<<30); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkCanonical measures the check that lets an unmodified payload
+// be copied instead of encoded.
+func BenchmarkCanonical(b *testing.B) {
+	s := string(benchPayload)
+	b.ReportAllocs()
+	b.SetBytes(int64(len(s)))
+	for b.Loop() {
+		if ok, _ := canonicalJSON(s); !ok {
+			b.Fatal("not canonical")
+		}
+	}
+}
+
 // BenchmarkRunParallel runs the filter and transform from all CPUs at once.
 func BenchmarkRunParallel(b *testing.B) {
 	p := mustCompile(b, benchFilter, benchTransform)

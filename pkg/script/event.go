@@ -14,8 +14,9 @@ import (
 )
 
 // eventValue is the read-only event given to the filter and the transform.
-// Its data is decoded lazily, on first access, and is the run's own copy:
-// the transform may modify it and return it.
+// Its data is decoded on first access (and then only as far as it is read,
+// see lazyjson.go), and is the run's own copy: the transform may modify it
+// and return it.
 type eventValue struct {
 	st      *runState
 	ev      *event.Event
@@ -131,7 +132,14 @@ func (e *eventValue) decodedData() (starlark.Value, error) {
 	if err := st.useAlloc(int64(len(ev.Data)), "event.data"); err != nil {
 		return nil, err
 	}
-	v, size, err := decodeJSON(string(ev.Data), st.room(), st.keys)
+	var v starlark.Value
+	var size int64
+	var err error
+	if st.cfg.eagerData {
+		v, size, err = decodeJSON(string(ev.Data), st.room(), st.keys)
+	} else {
+		v, size, err = st.doc.load(string(ev.Data), st.room())
+	}
 	if err != nil {
 		if errors.Is(err, ErrAllocLimit) {
 			return nil, st.useAlloc(size, "event.data")

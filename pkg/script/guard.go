@@ -38,6 +38,14 @@ var guards = starlark.StringDict{
 	"$method":   starlark.NewBuiltin("$method", methodGuard),
 	"$attr":     starlark.NewBuiltin("$attr", attrGuard),
 	"$spread":   starlark.NewBuiltin("$spread", spreadGuard),
+	"$eq":       starlark.NewBuiltin("$eq", compareGuard(syntax.EQL)),
+	"$ne":       starlark.NewBuiltin("$ne", compareGuard(syntax.NEQ)),
+	"$lt":       starlark.NewBuiltin("$lt", compareGuard(syntax.LT)),
+	"$le":       starlark.NewBuiltin("$le", compareGuard(syntax.LE)),
+	"$gt":       starlark.NewBuiltin("$gt", compareGuard(syntax.GT)),
+	"$ge":       starlark.NewBuiltin("$ge", compareGuard(syntax.GE)),
+	"$in":       starlark.NewBuiltin("$in", inGuard(false)),
+	"$notin":    starlark.NewBuiltin("$notin", inGuard(true)),
 }
 
 type builtinFunc = func(*starlark.Thread, *starlark.Builtin, starlark.Tuple, []starlark.Tuple) (starlark.Value, error)
@@ -103,13 +111,11 @@ func inplace(thread *starlark.Thread, op syntax.Token, x, y starlark.Value) (sta
 			}
 		}
 	case syntax.PIPE:
-		if xd, ok := x.(*starlark.Dict); ok {
-			if _, ok := y.(*starlark.Dict); ok {
-				if _, err := callMethod(thread, xd, "update", starlark.Tuple{y}, nil); err != nil {
-					return nil, err
-				}
-				return xd, nil
+		if isDict(x) && isDict(y) {
+			if _, err := callMethod(thread, x, "update", starlark.Tuple{y}, nil); err != nil {
+				return nil, err
 			}
+			return x, nil
 		}
 	}
 	return binop(thread, op, x, y)
@@ -200,6 +206,8 @@ func collectionLen(v starlark.Value) int {
 	switch v := v.(type) {
 	case *starlark.Dict:
 		return v.Len()
+	case *lazyObject:
+		return v.Len()
 	case *starlark.Set:
 		return v.Len()
 	}
@@ -215,8 +223,8 @@ func formatPercent(thread *starlark.Thread, format starlark.String, args starlar
 	switch a := args.(type) {
 	case starlark.Tuple:
 		vals = a
-	case *starlark.Dict:
-		for _, item := range a.Items() {
+	case *starlark.Dict, *lazyObject:
+		for _, item := range a.(starlark.IterableMapping).Items() {
 			vals = append(vals, item[1])
 		}
 	default:
@@ -233,7 +241,7 @@ func formatPercent(thread *starlark.Thread, format starlark.String, args starlar
 	if n > 0 && argMax > (st.room()-int64(len(format)))/n {
 		return nil, st.useAlloc(st.room()+1, "string formatting")
 	}
-	v, err := starlark.Binary(syntax.PERCENT, format, args)
+	v, err := starlark.Binary(syntax.PERCENT, format, realize(args))
 	if err != nil {
 		return nil, err
 	}
@@ -320,6 +328,22 @@ func (w *sizeWalker) walk(v starlark.Value, depth int) {
 			w.walk(item[0], depth+1)
 			w.walk(item[1], depth+1)
 		}
+	case *lazyObject:
+		if v.dict != nil {
+			w.visits--
+			w.walk(v.dict, depth)
+			return
+		}
+		w.n += 2
+		v.index()
+		for i := range v.entries {
+			if w.n > w.limit {
+				break
+			}
+			w.n += 4
+			w.walk(v.doc.key(v.entries[i].key), depth+1)
+			w.walk(v.value(i), depth+1)
+		}
 	case *starlark.Set:
 		w.n += 7
 		for x := range v.Elements() {
@@ -383,6 +407,8 @@ func sizeOf(v starlark.Value) int64 {
 	case starlark.Tuple:
 		return int64(len(v)) * elemBytes
 	case *starlark.Dict:
+		return int64(v.Len()) * entryBytes
+	case *lazyObject:
 		return int64(v.Len()) * entryBytes
 	case *starlark.Set:
 		return int64(v.Len()) * entryBytes
@@ -661,6 +687,12 @@ func callMethod(thread *starlark.Thread, recv starlark.Value, name string, args 
 	what := name
 	post := true // charge the size of the result
 	switch r := recv.(type) {
+	case *starlark.List:
+		if (name == "index" || name == "remove") && len(args) > 0 && isContainer(args[0]) {
+			return listSearch(thread, r, name, args, kwargs)
+		}
+	}
+	switch r := recv.(type) {
 	case starlark.String:
 		switch name {
 		case "join":
@@ -679,8 +711,10 @@ func callMethod(thread *starlark.Thread, recv starlark.Value, name string, args 
 			if err := checkFormat(st, r, args, kwargs, what); err != nil {
 				return nil, err
 			}
+			args = realizeAll(args)
+			kwargs = realizeKwargs(kwargs)
 		}
-	case *starlark.List, *starlark.Dict, *starlark.Set:
+	case *starlark.List, *starlark.Dict, *starlark.Set, *lazyObject:
 		switch name {
 		case "extend", "update", "union", "intersection", "difference", "symmetric_difference":
 			post = false
@@ -812,6 +846,26 @@ func checkFormat(st *runState, format starlark.String, args starlark.Tuple, kwar
 		return st.useAlloc(st.room()+1, what)
 	}
 	return nil
+}
+
+// realizeKwargs realizes the values of keyword arguments, returning kwargs
+// itself if none changed.
+func realizeKwargs(kwargs []starlark.Tuple) []starlark.Tuple {
+	var out []starlark.Tuple
+	for i, kv := range kwargs {
+		v, changed := realized(kv[1])
+		if !changed {
+			continue
+		}
+		if out == nil {
+			out = append([]starlark.Tuple(nil), kwargs...)
+		}
+		out[i] = starlark.Tuple{kv[0], v}
+	}
+	if out == nil {
+		return kwargs
+	}
+	return out
 }
 
 // checkRoom fails if n bytes do not fit in the allocation budget (without

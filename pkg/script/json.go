@@ -265,7 +265,9 @@ func (d *jsonDecoder) array() (starlark.Value, error) {
 	}
 }
 
-func (d *jsonDecoder) number() (starlark.Value, error) {
+// scanNumber reads the number at d.i (a '-' or a digit) and advances d.i
+// past it. isInt is false when it has a fraction or an exponent.
+func (d *jsonDecoder) scanNumber() (text string, isInt bool, err error) {
 	s := d.s
 	start := d.i
 	i := d.i
@@ -274,7 +276,7 @@ func (d *jsonDecoder) number() (starlark.Value, error) {
 	}
 	if i >= len(s) {
 		d.i = i
-		return nil, d.errorf("unexpected end of input in number")
+		return "", false, d.errorf("unexpected end of input in number")
 	}
 	switch {
 	case s[i] == '0':
@@ -285,15 +287,15 @@ func (d *jsonDecoder) number() (starlark.Value, error) {
 		}
 	default:
 		d.i = i
-		return nil, d.errorf("unexpected %s in numeric literal", d.quoteChar())
+		return "", false, d.errorf("unexpected %s in numeric literal", d.quoteChar())
 	}
-	isInt := true
+	isInt = true
 	if i < len(s) && s[i] == '.' {
 		isInt = false
 		i++
 		if i >= len(s) || s[i] < '0' || s[i] > '9' {
 			d.i = i
-			return nil, d.errorf("unexpected %s after decimal point in numeric literal", d.quoteChar())
+			return "", false, d.errorf("unexpected %s after decimal point in numeric literal", d.quoteChar())
 		}
 		for i < len(s) && s[i] >= '0' && s[i] <= '9' {
 			i++
@@ -307,14 +309,22 @@ func (d *jsonDecoder) number() (starlark.Value, error) {
 		}
 		if i >= len(s) || s[i] < '0' || s[i] > '9' {
 			d.i = i
-			return nil, d.errorf("unexpected %s in exponent of numeric literal", d.quoteChar())
+			return "", false, d.errorf("unexpected %s in exponent of numeric literal", d.quoteChar())
 		}
 		for i < len(s) && s[i] >= '0' && s[i] <= '9' {
 			i++
 		}
 	}
-	text := s[start:i]
 	d.i = i
+	return s[start:i], isInt, nil
+}
+
+func (d *jsonDecoder) number() (starlark.Value, error) {
+	start := d.i
+	text, isInt, err := d.scanNumber()
+	if err != nil {
+		return nil, err
+	}
 	if isInt {
 		digits := len(text)
 		neg := text[0] == '-'
@@ -638,30 +648,13 @@ func (e *jsonEncoder) encode(v starlark.Value) error {
 		e.buf = append(e.buf, ']')
 		e.depth--
 	case *starlark.Dict:
-		if err := e.enter(); err != nil {
+		if err := e.encodeDict(v); err != nil {
 			return err
 		}
-		e.buf = append(e.buf, '{')
-		for i, item := range v.Items() {
-			ks, ok := item[0].(starlark.String)
-			if !ok {
-				return e.fail("cannot encode a dict with a %s key as JSON; keys must be strings", item[0].Type())
-			}
-			if i > 0 {
-				e.buf = append(e.buf, ',')
-			}
-			x := item[1]
-			e.buf = appendQuoted(e.buf, string(ks))
-			e.buf = append(e.buf, ':')
-			if err := e.encode(x); err != nil {
-				return withPath(err, "["+strconv.Quote(string(ks))+"]")
-			}
-			if err := e.check(); err != nil {
-				return err
-			}
+	case *lazyObject:
+		if err := e.encodeLazy(v); err != nil {
+			return err
 		}
-		e.buf = append(e.buf, '}')
-		e.depth--
 	case sltime.Time:
 		e.buf = append(e.buf, '"')
 		e.buf = time.Time(v).AppendFormat(e.buf, time.RFC3339Nano)
@@ -676,6 +669,87 @@ func (e *jsonEncoder) encode(v starlark.Value) error {
 	if len(e.buf) > e.limit {
 		return errJSONTooLarge
 	}
+	return nil
+}
+
+func (e *jsonEncoder) encodeDict(v *starlark.Dict) error {
+	if err := e.enter(); err != nil {
+		return err
+	}
+	e.buf = append(e.buf, '{')
+	for i, item := range v.Items() {
+		ks, ok := item[0].(starlark.String)
+		if !ok {
+			return e.fail("cannot encode a dict with a %s key as JSON; keys must be strings", item[0].Type())
+		}
+		if i > 0 {
+			e.buf = append(e.buf, ',')
+		}
+		x := item[1]
+		e.buf = appendQuoted(e.buf, string(ks))
+		e.buf = append(e.buf, ':')
+		if err := e.encode(x); err != nil {
+			return withPath(err, "["+strconv.Quote(string(ks))+"]")
+		}
+		if err := e.check(); err != nil {
+			return err
+		}
+	}
+	e.buf = append(e.buf, '}')
+	e.depth--
+	return nil
+}
+
+// encodeLazy encodes a lazy object as encodeDict would encode it as a
+// dict, copying the text of the payload where it is already canonical.
+func (e *jsonEncoder) encodeLazy(v *lazyObject) error {
+	if v.dict != nil {
+		return e.encodeDict(v.dict)
+	}
+	if !v.shared {
+		// No list or object was taken out of v: it is unmodified.
+		if ok, depth := v.canonical(); ok && e.depth+depth <= maxJSONDepth {
+			return e.appendRaw(v.doc.s[v.start:v.end])
+		}
+	}
+	v.index()
+	if err := e.enter(); err != nil {
+		return err
+	}
+	e.buf = append(e.buf, '{')
+	for i := range v.entries {
+		ent := &v.entries[i]
+		if i > 0 {
+			e.buf = append(e.buf, ',')
+		}
+		e.buf = appendQuoted(e.buf, ent.key)
+		e.buf = append(e.buf, ':')
+		var err error
+		if ent.val != nil {
+			err = e.encode(ent.val)
+		} else if ok, depth := canonicalJSON(v.doc.s[ent.start:ent.end]); ok && e.depth+depth <= maxJSONDepth {
+			err = e.appendRaw(v.doc.s[ent.start:ent.end])
+		} else {
+			err = e.encode(v.value(i))
+		}
+		if err != nil {
+			return withPath(err, "["+strconv.Quote(ent.key)+"]")
+		}
+		if err := e.check(); err != nil {
+			return err
+		}
+	}
+	e.buf = append(e.buf, '}')
+	e.depth--
+	return nil
+}
+
+// appendRaw appends canonical JSON text.
+func (e *jsonEncoder) appendRaw(s string) error {
+	if len(s) > e.limit-len(e.buf) {
+		return errJSONTooLarge
+	}
+	e.buf = append(e.buf, s...)
 	return nil
 }
 

@@ -14,6 +14,7 @@ type config struct {
 	maxOutputs     int
 	print          func(msg string)
 	clock          func() time.Time
+	eagerData      bool // decode event.data whole into Starlark values (tests compare both ways)
 }
 
 const (

@@ -21,12 +21,112 @@ import (
 //	                               -> $method(x, "join", ...)
 //	x.join (not called)            -> $attr(x, "join")
 //	f(*args, **kwargs)             -> f(*$spread(args), **$spread(kwargs))
+//	x == y, x < y, x in y, ...     -> $eq(x, y), $lt(x, y), $in(x, y), ...
+//
+// Comparisons are guarded for another reason: the payload's objects are
+// lazy dicts that Starlark's own containers cannot compare (compare.go). A
+// comparison with a literal number, string, None, True or False (or a
+// list or tuple of those) on either side cannot reach a dict and is left
+// alone.
 //
 // The guard names start with '$' so no program can refer to them.
 // Operations that cannot allocate in proportion to their operands (a number
 // literal on one side of +, for instance) are left alone.
 type rewriter struct {
 	err error
+	// bound holds the names None, True and False if the program binds
+	// them (then they are not necessarily literals).
+	bound map[string]bool
+}
+
+// newRewriter returns a rewriter for the syntax tree n.
+func newRewriter(n syntax.Node) *rewriter {
+	r := &rewriter{bound: make(map[string]bool)}
+	bind := func(e syntax.Expr) { r.bindTarget(e) }
+	syntax.Walk(n, func(n syntax.Node) bool {
+		switch n := n.(type) {
+		case *syntax.AssignStmt:
+			bind(n.LHS)
+		case *syntax.DefStmt:
+			bind(n.Name)
+			r.bindParams(n.Params)
+		case *syntax.LambdaExpr:
+			r.bindParams(n.Params)
+		case *syntax.ForStmt:
+			bind(n.Vars)
+		case *syntax.ForClause:
+			bind(n.Vars)
+		case *syntax.LoadStmt:
+			for _, id := range n.To {
+				bind(id)
+			}
+		}
+		return true
+	})
+	return r
+}
+
+func (r *rewriter) bindTarget(e syntax.Expr) {
+	switch e := e.(type) {
+	case *syntax.Ident:
+		switch e.Name {
+		case "None", "True", "False":
+			r.bound[e.Name] = true
+		}
+	case *syntax.ParenExpr:
+		r.bindTarget(e.X)
+	case *syntax.TupleExpr:
+		for _, x := range e.List {
+			r.bindTarget(x)
+		}
+	case *syntax.ListExpr:
+		for _, x := range e.List {
+			r.bindTarget(x)
+		}
+	}
+}
+
+func (r *rewriter) bindParams(params []syntax.Expr) {
+	for _, p := range params {
+		switch p := p.(type) {
+		case *syntax.BinaryExpr:
+			r.bindTarget(p.X)
+		case *syntax.UnaryExpr:
+			r.bindTarget(p.X)
+		default:
+			r.bindTarget(p)
+		}
+	}
+}
+
+// scalar reports whether e evaluates to a value that is neither a dict nor
+// holds one, whatever the values of the program: a number, string or bytes
+// literal, None, True or False, a unary operation (whose result is a
+// number or a bool), or a list or tuple display of such values.
+func (r *rewriter) scalar(e syntax.Expr) bool {
+	switch e := unparen(e).(type) {
+	case *syntax.Literal, *syntax.UnaryExpr:
+		return true
+	case *syntax.Ident:
+		switch e.Name {
+		case "None", "True", "False":
+			return !r.bound[e.Name]
+		}
+	case *syntax.ListExpr:
+		return r.allScalar(e.List)
+	case *syntax.TupleExpr:
+		return r.allScalar(e.List)
+	}
+	return false
+}
+
+func (r *rewriter) allScalar(list []syntax.Expr) bool {
+	for _, x := range list {
+		if !r.scalar(x) {
+			return false
+		}
+	}
+	return true
 }
 
 // binGuards maps binary operators to their guard.
@@ -59,8 +159,8 @@ var guardedMethods = map[string]bool{
 	// str
 	"capitalize": true, "format": true, "join": true, "lower": true, "upper": true,
 	"title": true, "replace": true, "split": true, "rsplit": true, "splitlines": true,
-	// list
-	"extend": true,
+	// list (index and remove compare values, see compare.go)
+	"extend": true, "index": true, "remove": true,
 	// dict
 	"items": true, "keys": true, "values": true, "update": true,
 	// set
@@ -185,6 +285,9 @@ func (r *rewriter) expr(e syntax.Expr) syntax.Expr {
 		e.X = r.expr(e.X)
 		e.Y = r.expr(e.Y)
 		if guard, ok := binGuards[e.Op]; ok && !skipGuard(e.Op, e.X, e.Y) {
+			return call(guard, e.OpPos, e.X, e.Y)
+		}
+		if guard, ok := compareGuards[e.Op]; ok && !r.scalar(e.X) && !r.scalar(e.Y) {
 			return call(guard, e.OpPos, e.X, e.Y)
 		}
 	case *syntax.UnaryExpr:

@@ -110,7 +110,7 @@ func (p *Program) compileFilter(src string) (*starlark.Function, error) {
 	if err != nil {
 		return nil, compileError(StageFilter, err)
 	}
-	rw := &rewriter{}
+	rw := newRewriter(expr)
 	expr = rw.expr(expr)
 	if rw.err != nil {
 		return nil, compileError(StageFilter, rw.err)
@@ -158,7 +158,7 @@ func (p *Program) compileTransform(src string) (*starlark.Function, error) {
 	if err != nil {
 		return nil, compileError(StageTransform, err)
 	}
-	rw := &rewriter{}
+	rw := newRewriter(f)
 	rw.file(f)
 	if rw.err != nil {
 		return nil, compileError(StageTransform, rw.err)

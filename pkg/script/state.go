@@ -49,6 +49,7 @@ type runState struct {
 	outBytes int      // bytes of JSON output produced
 	buf      []byte   // scratch buffer for JSON encoding
 	keys     keyCache // interned JSON object keys
+	doc      jsonDoc  // the payload of the run, decoded lazily
 	now      time.Time
 	nowSet   bool
 
@@ -58,6 +59,7 @@ type runState struct {
 
 func newRunState(p *Program) *runState {
 	st := &runState{prog: p, cfg: &p.cfg, keys: make(keyCache)}
+	st.doc.keys = st.keys
 	st.ev.st = st
 	st.args = starlark.Tuple{&st.ev}
 	st.thread.Name = "samsa-script"
@@ -87,6 +89,7 @@ func (st *runState) begin(ctx context.Context, ev *event.Event) {
 	st.reason.Store(reasonNone)
 	st.alloc, st.outBytes = 0, 0
 	st.nowSet = false
+	st.doc.reset()
 	st.ev.reset(ev)
 	st.thread.Uncancel()
 	st.thread.Steps = 0
@@ -116,6 +119,7 @@ func (st *runState) end() bool {
 		st.stopCtx = nil
 	}
 	st.ev.reset(nil)
+	st.doc.reset()
 	st.ctx = nil
 	return st.reuse
 }

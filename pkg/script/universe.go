@@ -37,6 +37,14 @@ var universeGuards = starlark.StringDict{
 	"getattr": starlark.NewBuiltin("getattr", getattrGuard),
 }
 
+// comparing replaces the universal built-ins that compare values with
+// versions that can compare lazy objects (compare.go).
+var comparing = map[string]*starlark.Builtin{
+	"sorted": starlark.NewBuiltin("sorted", sortedBuiltin),
+	"min":    starlark.NewBuiltin("min", minmaxBuiltin),
+	"max":    starlark.NewBuiltin("max", minmaxBuiltin),
+}
+
 func universal(name string) *starlark.Builtin {
 	return starlark.Universe[name].(*starlark.Builtin)
 }
@@ -46,6 +54,9 @@ func universal(name string) *starlark.Builtin {
 // before the call when the length is known, after it otherwise.
 func wrapIterating(name string, unit int64) *starlark.Builtin {
 	orig := universal(name)
+	if b, ok := comparing[name]; ok {
+		orig = b
+	}
 	return starlark.NewBuiltin(name, func(thread *starlark.Thread, _ *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
 		st := stateOf(thread)
 		n := len(kwargs)
@@ -130,7 +141,7 @@ func wrapRender(name string) *starlark.Builtin {
 				return nil, st.useAlloc(total, name)
 			}
 		}
-		v, err := orig.CallInternal(thread, args, kwargs)
+		v, err := orig.CallInternal(thread, realizeAll(args), kwargs)
 		if err != nil {
 			return nil, err
 		}
@@ -163,7 +174,7 @@ func printGuard(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tupl
 			} else if n > maxPrintLen {
 				fmt.Fprintf(&buf, "<%s too large to print>", x.Type())
 			} else {
-				buf.WriteString(x.String())
+				buf.WriteString(realize(x).String())
 			}
 		}
 		if buf.Len() > maxPrintLen {
