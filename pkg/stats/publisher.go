@@ -2,6 +2,7 @@ package stats
 
 import (
 	"context"
+	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -65,6 +66,7 @@ func publish(ctx context.Context, cl *kgo.Client, r reporter, interval time.Dura
 		}
 		return recs
 	}
+	var outstanding atomic.Int64
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	failing := false
@@ -76,34 +78,66 @@ func publish(ctx context.Context, cl *kgo.Client, r reporter, interval time.Dura
 				return
 			}
 			fctx, cancel := context.WithTimeout(context.Background(), pc.finalTimeout)
-			if err := cl.ProduceSync(fctx, recs...).FirstErr(); err != nil {
+			if err := send(fctx, cl, recs, &outstanding); err != nil {
 				log.Warn("final stats not published", zap.Error(err))
 			}
 			cancel()
 			return
 		case <-t.C:
+			if outstanding.Load() > 0 {
+				// The last write is still waiting for the broker: leave
+				// the changes for when it is done rather than pile up
+				// snapshots behind it.
+				continue
+			}
 			recs := retopic(r.Records(time.Now(), false))
 			if len(recs) == 0 {
 				continue
 			}
 			pctx, cancel := context.WithTimeout(ctx, interval*3)
-			err := cl.ProduceSync(pctx, recs...).FirstErr()
+			err := send(pctx, cl, recs, &outstanding)
 			cancel()
-			switch {
-			case err != nil && ctx.Err() == nil:
-				// Log once per failure streak; the next tick retries.
-				if !failing {
+			if err != nil {
+				// Write everything again once the broker answers.
+				r.failed(recs)
+				if !failing && ctx.Err() == nil {
 					log.Warn("stats not published", zap.Error(err))
 				}
-				failing = true
-				r.failed(recs)
-			case err != nil:
-				r.failed(recs) // the final write has them
-			default:
+				failing = true // log once per failure streak
+			} else {
 				failing = false
 			}
 		}
 	}
+}
+
+// send produces recs and waits until the broker took all of them, or ctx
+// is done. It does not wait for the client to give up the records: franz-go
+// fails a write of unknown outcome only at its next retry, and a stopping
+// service must not wait for a broker that does not answer (the caller's
+// Close fails what is left). outstanding counts the records not answered
+// yet.
+func send(ctx context.Context, cl *kgo.Client, recs []*kgo.Record, outstanding *atomic.Int64) error {
+	done := make(chan error, len(recs))
+	outstanding.Add(int64(len(recs)))
+	for _, rec := range recs {
+		cl.Produce(ctx, rec, func(_ *kgo.Record, err error) {
+			outstanding.Add(-1)
+			done <- err
+		})
+	}
+	var first error
+	for range recs {
+		select {
+		case err := <-done:
+			if first == nil {
+				first = err
+			}
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return first
 }
 
 // flowSource adapts a Recorder to publish.

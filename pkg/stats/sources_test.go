@@ -4,13 +4,17 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 	"go.uber.org/zap/zaptest"
 
 	"github.com/samsa-dev/samsa/pkg/kafka"
@@ -341,4 +345,60 @@ func TestPublishSources(t *testing.T) {
 	waitFor("clicks on rx-b", func(s map[string]Ingest) bool { return s["clicks"].Requests == 2 && s["clicks"].Bytes == 4 })
 	b.Forget("clicks")
 	waitFor("tombstone", func(s map[string]Ingest) bool { return s["clicks"].Requests == 1 && s["clicks"].Bytes == 1 })
+}
+
+// A publisher stops within its final timeout even when the broker takes
+// its writes and never answers (the connection drops), and its client
+// closes at once after it.
+func TestPublishGivesUpOnUnansweredWrites(t *testing.T) {
+	topic := kafkatest.Topic(t)
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, topic))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	var produces atomic.Int64
+	c.ControlKey(int16(kmsg.Produce), func(kmsg.Request) (kmsg.Response, error, bool) {
+		c.KeepControl()
+		produces.Add(1)
+		return nil, errors.New("connection dropped"), true
+	})
+	cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := false
+	defer func() {
+		if !closed {
+			cl.Close()
+		}
+	}()
+	r := NewSourceRecorder("rx")
+	r.Source("orders", time.Time{}).Request(1)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		PublishSources(ctx, cl, r, 50*time.Millisecond, zaptest.NewLogger(t), PublishTo(topic), FinalTimeout(300*time.Millisecond))
+	}()
+	for deadline := time.Now().Add(10 * time.Second); produces.Load() < 1; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("no produce request reached the broker")
+		}
+	}
+	cancel()
+	select {
+	case <-done:
+	case <-time.After(3 * time.Second):
+		t.Fatal("the publisher did not stop with its broker unanswering")
+	}
+	closedc := make(chan struct{})
+	go func() { defer close(closedc); cl.Close() }()
+	select {
+	case <-closedc:
+		closed = true
+	case <-time.After(3 * time.Second):
+		t.Fatal("the client did not close with writes unanswered")
+	}
 }
