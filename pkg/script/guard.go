@@ -679,6 +679,16 @@ func guardedAttr(recv starlark.Value, name string) (starlark.Value, error) {
 // computed up front or may be far larger than the operands, after the call
 // otherwise.
 func callMethod(thread *starlark.Thread, recv starlark.Value, name string, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+	if r, ok := recv.(starlark.String); ok && len(args) == 0 && len(kwargs) == 0 && (name == "upper" || name == "lower") {
+		// Common methods, without binding a method value.
+		var v string
+		if name == "upper" {
+			v = strings.ToUpper(string(r))
+		} else {
+			v = strings.ToLower(string(r))
+		}
+		return starlark.String(v), stateOf(thread).useAlloc(int64(len(v)), name)
+	}
 	m, err := getAttr(recv, name)
 	if err != nil {
 		return nil, err

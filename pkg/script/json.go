@@ -368,7 +368,7 @@ func (d *jsonDecoder) str() (string, error) {
 	d.i++ // opening quote
 	start := d.i
 	ascii := true
-	for i := start; i < len(s); i++ {
+	for i := plainPrefix(s, start); i < len(s); i++ {
 		c := s[i]
 		switch {
 		case c == '"':
@@ -391,6 +391,31 @@ func (d *jsonDecoder) str() (string, error) {
 	}
 	d.i = len(s)
 	return "", d.errorf("unexpected end of input in string literal")
+}
+
+// Bytes repeated in each byte of a word, for plainPrefix.
+const (
+	lsbs = 0x0101010101010101
+	msbs = 0x8080808080808080
+)
+
+// plainPrefix returns the index of the first byte of s from i on that is
+// not printable ASCII or is '"' or '\\' (len(s) if none), or an index
+// before it: it skips whole words of 8 plain bytes.
+func plainPrefix(s string, i int) int {
+	for ; i+8 <= len(s); i += 8 {
+		w := uint64(s[i]) | uint64(s[i+1])<<8 | uint64(s[i+2])<<16 | uint64(s[i+3])<<24 |
+			uint64(s[i+4])<<32 | uint64(s[i+5])<<40 | uint64(s[i+6])<<48 | uint64(s[i+7])<<56
+		q := w ^ (lsbs * '"')
+		b := w ^ (lsbs * '\\')
+		// A byte below 0x20, a zero byte of q or b, or a byte of 0x80 or
+		// more sets the high bit of its byte in special.
+		special := ((w - lsbs*0x20) | (q - lsbs) | (b - lsbs) | w) & msbs
+		if special != 0 {
+			return i
+		}
+	}
+	return i
 }
 
 // strSlow continues parsing a string literal that contains escapes; d.i is
@@ -544,6 +569,11 @@ type jsonEncoder struct {
 	depth   int
 	st      *runState // if not nil, charged one step per bytesPerStep bytes of output
 	charged int       // len(buf) already charged
+
+	// Iteration over dict entries (encodeDict).
+	entryFn  func(k, v starlark.Value) bool
+	first    bool
+	entryErr error
 }
 
 // encodeCheckpoint is the number of bytes of output between two checks of
@@ -677,27 +707,44 @@ func (e *jsonEncoder) encodeDict(v *starlark.Dict) error {
 		return err
 	}
 	e.buf = append(e.buf, '{')
-	for i, item := range v.Items() {
-		ks, ok := item[0].(starlark.String)
-		if !ok {
-			return e.fail("cannot encode a dict with a %s key as JSON; keys must be strings", item[0].Type())
-		}
-		if i > 0 {
-			e.buf = append(e.buf, ',')
-		}
-		x := item[1]
-		e.buf = appendQuoted(e.buf, string(ks))
-		e.buf = append(e.buf, ':')
-		if err := e.encode(x); err != nil {
-			return withPath(err, "["+strconv.Quote(string(ks))+"]")
-		}
-		if err := e.check(); err != nil {
-			return err
-		}
+	if e.entryFn == nil {
+		e.entryFn = e.dictEntry
+	}
+	first := e.first
+	e.first = true
+	v.Entries()(e.entryFn)
+	e.first = first
+	if err := e.entryErr; err != nil {
+		e.entryErr = nil
+		return err
 	}
 	e.buf = append(e.buf, '}')
 	e.depth--
 	return nil
+}
+
+// dictEntry encodes one entry of a dict, recording a failure in entryErr.
+func (e *jsonEncoder) dictEntry(k, x starlark.Value) bool {
+	ks, ok := k.(starlark.String)
+	if !ok {
+		e.entryErr = e.fail("cannot encode a dict with a %s key as JSON; keys must be strings", k.Type())
+		return false
+	}
+	if !e.first {
+		e.buf = append(e.buf, ',')
+	}
+	e.first = false
+	e.buf = appendQuoted(e.buf, string(ks))
+	e.buf = append(e.buf, ':')
+	if err := e.encode(x); err != nil {
+		e.entryErr = withPath(err, "["+strconv.Quote(string(ks))+"]")
+		return false
+	}
+	if err := e.check(); err != nil {
+		e.entryErr = err
+		return false
+	}
+	return true
 }
 
 // encodeLazy encodes a lazy object as encodeDict would encode it as a

@@ -3,6 +3,7 @@ package script
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strconv"
 	"unicode/utf8"
@@ -226,10 +227,10 @@ func (d *jsonScanner) skipObject() error {
 		return nil
 	}
 	// The decoder counts one entry's worth of bytes for every key set
-	// once the dict holds more than 8 keys: track the distinct keys until
-	// there are 9.
+	// once the dict holds more than 8 keys: count the distinct keys until
+	// there are 9 (no need to compare them before the 9th key).
 	var first [8]string
-	distinct := 0
+	entries, distinct := 0, 0
 	for {
 		d.skipWS()
 		if d.i >= len(d.s) || d.s[d.i] != '"' {
@@ -249,18 +250,18 @@ func (d *jsonScanner) skipObject() error {
 		if err := d.skipValue(); err != nil {
 			return err
 		}
-		if ib != nil {
+		entries++
+		switch {
+		case ib != nil:
 			ib.add(k, vstart, d.i)
-		}
-		if distinct <= 8 {
-			dup := false
-			for _, f := range first[:min(distinct, 8)] {
-				if f == k {
-					dup = true
-					break
-				}
+			distinct = len(d.doc.entries) - ib.base
+		case entries <= 8:
+			first[entries-1] = k
+		case distinct <= 8:
+			if entries == 9 {
+				distinct = countDistinct(&first)
 			}
-			if !dup {
+			if !slices.Contains(first[:distinct], k) {
 				if distinct < 8 {
 					first[distinct] = k
 				}
@@ -288,6 +289,19 @@ func (d *jsonScanner) skipObject() error {
 		}
 		return d.errorf("unexpected %s after object key:value pair", d.quoteChar())
 	}
+}
+
+// countDistinct moves the distinct keys of keys to its front and returns
+// their number.
+func countDistinct(keys *[8]string) int {
+	n := 0
+	for _, k := range keys {
+		if !slices.Contains(keys[:n], k) {
+			keys[n] = k
+			n++
+		}
+	}
+	return n
 }
 
 func (d *jsonScanner) skipArray() error {
@@ -380,7 +394,7 @@ func (doc *jsonDoc) skipAt(i int) int {
 func stringEnd(s string, i int) int {
 	i++
 	for {
-		j := i
+		j := plainPrefix(s, i)
 		for j < len(s) && s[j] != '"' && s[j] != '\\' {
 			j++
 		}
@@ -486,17 +500,30 @@ type indexBuilder struct {
 	doc   *jsonDoc
 	base  int
 	byKey map[string]int
+	seen  uint64 // keySig of the keys so far
+}
+
+// keySig maps a key to a bit, so that most new keys are known to be new
+// without comparing them with the others.
+func keySig(k string) uint64 {
+	h := uint(len(k))
+	if len(k) > 0 {
+		h = h*31 + uint(k[0]) + uint(k[len(k)-1])*7
+	}
+	return 1 << (h & 63)
 }
 
 func (b *indexBuilder) add(k string, start, end int) {
 	doc := b.doc
 	ents := doc.entries[b.base:]
-	if b.byKey != nil {
+	sig := keySig(k)
+	switch {
+	case b.byKey != nil:
 		if i, ok := b.byKey[k]; ok {
 			ents[i].start, ents[i].end = start, end
 			return
 		}
-	} else {
+	case b.seen&sig != 0:
 		for i := range ents {
 			if ents[i].key == k {
 				ents[i].start, ents[i].end = start, end
@@ -504,6 +531,7 @@ func (b *indexBuilder) add(k string, start, end int) {
 			}
 		}
 	}
+	b.seen |= sig
 	if b.byKey != nil {
 		b.byKey[k] = len(ents)
 	} else if len(ents) == indexSearch {
@@ -951,6 +979,10 @@ func (c *canonChecker) str() bool {
 	s := c.s
 	i := c.i + 1
 	for i < len(s) {
+		i = plainPrefix(s, i)
+		if i >= len(s) {
+			break
+		}
 		ch := s[i]
 		switch {
 		case ch == '"':
