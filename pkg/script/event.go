@@ -274,13 +274,10 @@ func (st *runState) encodePayload(v starlark.Value) ([]byte, string, error) {
 		}
 		return []byte(b), ct, nil
 	}
-	e := jsonEncoder{buf: st.buf[:0], limit: st.cfg.maxOutputBytes - st.outBytes, st: st}
+	e := st.encoder(st.cfg.maxOutputBytes - st.outBytes)
 	err := e.encode(v)
 	if err == nil {
 		err = e.checkpoint()
-	}
-	if cap(e.buf) <= maxKeptBuf {
-		st.buf = e.buf[:0]
 	}
 	if err == errJSONTooLarge {
 		return nil, "", st.outputLimitError()

@@ -47,7 +47,7 @@ type runState struct {
 
 	alloc    int64    // bytes charged to the allocation budget
 	outBytes int      // bytes of JSON output produced
-	buf      []byte   // scratch buffer for JSON encoding
+	enc      jsonEncoder // the JSON encoder of the run (see encoder)
 	keys     keyCache // interned JSON object keys
 	doc      jsonDoc  // the payload of the run, decoded lazily
 	now      time.Time
@@ -120,8 +120,25 @@ func (st *runState) end() bool {
 	}
 	st.ev.reset(nil)
 	st.doc.reset()
+	if cap(st.enc.buf) > maxKeptBuf {
+		st.enc.buf = nil
+	}
 	st.ctx = nil
 	return st.reuse
+}
+
+// encoder returns the JSON encoder of the run, empty, charging st and
+// bounded by limit. Its buffer is reused from one encoding to the next:
+// the caller copies the result out before encoding anything else (no
+// encoding runs Starlark code, so encodings never nest).
+func (st *runState) encoder(limit int) *jsonEncoder {
+	e := &st.enc
+	fn := e.entryFn
+	*e = jsonEncoder{buf: e.buf[:0], limit: limit, st: st, entryFn: fn}
+	if fn == nil {
+		e.entryFn = e.dictEntry
+	}
+	return e
 }
 
 // onMaxSteps is called by the interpreter when the thread reaches the

@@ -64,13 +64,10 @@ func jsonEncode(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tupl
 		return nil, err
 	}
 	st := stateOf(thread)
-	e := jsonEncoder{buf: st.buf[:0], limit: int(min(st.room(), int64(1<<31-1))), st: st}
+	e := st.encoder(int(min(st.room(), int64(1<<31-1))))
 	err := e.encode(x)
 	if err == nil {
 		err = e.checkpoint()
-	}
-	if cap(e.buf) <= maxKeptBuf {
-		st.buf = e.buf[:0]
 	}
 	if err == errJSONTooLarge {
 		return nil, st.useAlloc(st.room()+1, b.Name())
