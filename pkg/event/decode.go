@@ -4,15 +4,20 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
-	"strings"
 	"time"
 	"unicode/utf8"
+	"unsafe"
 )
 
 // maxAttributesHint caps the size hint Decode gives the attributes map, so
 // that a block count read from the input can make Decode allocate at most a
 // small map up front; a map with more entries grows as they are decoded.
 const maxAttributesHint = 64
+
+// maxSharedData is the largest payload that Decode copies into the same
+// allocation as the strings. Any of the strings keeps the whole allocation
+// in memory, so a large payload gets one of its own.
+const maxSharedData = 1024
 
 // Decode decodes an envelope that Encode, or any Avro implementation writing
 // single-object encoding with the envelope schema, produced.
@@ -21,8 +26,9 @@ const maxAttributesHint = 64
 // fingerprint, and the Avro binary body, with nothing after it. Decode does
 // not retain b: Data and the strings are copied out of it. To save
 // allocations, the strings of an event (its string fields, attribute keys
-// and values, not Data) are cut from one allocation, which stays in memory
-// as long as any of them does.
+// and values) are cut from one allocation, which stays in memory as long as
+// any of them does; a payload of at most 1 KiB is copied into the same
+// allocation, after them.
 //
 // The decoded event is normalized the way Encode writes events: Time is in
 // UTC, with microsecond precision; a null Subject, Key, TraceParent or
@@ -128,17 +134,32 @@ func (v *views) event() (*Event, error) {
 	for _, a := range v.attrs {
 		n += len(a.k) + len(a.v)
 	}
-	var sb strings.Builder
-	sb.Grow(n)
-	for _, s := range strs {
-		sb.Write(s)
+	// A small payload shares the allocation of the strings: it lies after
+	// them, and Data's capacity ends with it, so the strings' bytes are
+	// never written once copied.
+	shared := len(v.data) > 0 && len(v.data) <= maxSharedData
+	size := n
+	if shared {
+		size += len(v.data)
 	}
-	for _, a := range v.attrs {
-		sb.Write(a.k)
-		sb.Write(a.v)
+	var all string
+	var data []byte
+	if size > 0 {
+		buf := make([]byte, 0, size)
+		for _, s := range strs {
+			buf = append(buf, s...)
+		}
+		for _, a := range v.attrs {
+			buf = append(buf, a.k...)
+			buf = append(buf, a.v...)
+		}
+		if shared {
+			buf = append(buf, v.data...)
+			data = buf[n:size:size]
+		}
+		all = unsafe.String(unsafe.SliceData(buf), n)
 	}
 	// next returns the next string, in the order they were written.
-	all := sb.String()
 	next := func(b []byte) string {
 		s := all[:len(b)]
 		all = all[len(b):]
@@ -158,7 +179,10 @@ func (v *views) event() (*Event, error) {
 	e.TraceParent = next(v.traceParent)
 	e.TraceState = next(v.traceState)
 	e.Time = time.UnixMicro(v.micros).UTC()
-	if len(v.data) > 0 {
+	switch {
+	case shared:
+		e.Data = data
+	case len(v.data) > 0:
 		e.Data = append([]byte(nil), v.data...)
 	}
 	e.Attributes = make(map[string]string, min(len(v.attrs), maxAttributesHint))

@@ -1,6 +1,7 @@
 package event
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"math"
@@ -237,6 +238,33 @@ func TestDecodeDoesNotRetainInput(t *testing.T) {
 		b[i] = 0
 	}
 	checkEqual(t, e, goldenEvents[1].event)
+}
+
+// TestDecodeDataSharesNothing checks that writing to or appending to the
+// decoded Data, which may share an allocation with the strings, leaves the
+// strings alone, for a small payload and a large one.
+func TestDecodeDataSharesNothing(t *testing.T) {
+	for _, n := range []int{1, maxSharedData, maxSharedData + 1} {
+		want := *goldenEvents[1].event
+		want.Data = bytes.Repeat([]byte("x"), n)
+		b, _ := Encode(&want)
+		e, err := Decode(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n <= maxSharedData && cap(e.Data) != n {
+			t.Errorf("payload of %d bytes: cap(Data) = %d", n, cap(e.Data))
+		}
+		for i := range e.Data {
+			e.Data[i] = 0xff
+		}
+		grown := append(e.Data, make([]byte, 64)...)
+		for i := range grown {
+			grown[i] = 0xff
+		}
+		e.Data = want.Data
+		checkEqual(t, e, &want)
+	}
 }
 
 // TestDecodeBoundsAllocations checks that lengths and counts that claim far
