@@ -61,6 +61,9 @@ const (
 	objChunk       = 16
 )
 
+// reset empties doc for the next run. The storage it keeps is not cleared:
+// what the last run left there is overwritten before it is read again, and
+// it keeps at most the last payload in memory.
 func (doc *jsonDoc) reset() {
 	doc.s = ""
 	doc.conts = resetSlice(doc.conts, maxKeptConts)
@@ -73,7 +76,6 @@ func resetSlice[T any](s []T, maxKept int) []T {
 	if cap(s) > maxKept {
 		return nil
 	}
-	clear(s)
 	return s[:0]
 }
 

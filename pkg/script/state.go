@@ -89,7 +89,6 @@ func (st *runState) begin(ctx context.Context, ev *event.Event) {
 	st.reason.Store(reasonNone)
 	st.alloc, st.outBytes = 0, 0
 	st.nowSet = false
-	st.doc.reset()
 	st.ev.reset(ev)
 	st.thread.Uncancel()
 	st.thread.Steps = 0
