@@ -402,3 +402,16 @@ func TestPublishGivesUpOnUnansweredWrites(t *testing.T) {
 		t.Fatal("the client did not close with writes unanswered")
 	}
 }
+
+// BenchmarkSourceCounter is what counting adds to an accepted request,
+// from many goroutines at once.
+func BenchmarkSourceCounter(b *testing.B) {
+	c := NewSourceRecorder("rx").Source("orders", time.Time{})
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			c.Request(300)
+			c.Events(1)
+		}
+	})
+}
