@@ -174,9 +174,6 @@ func NewSourceRecorder(instance string) *SourceRecorder {
 	return &SourceRecorder{instance: instance, sources: map[string]*SourceCounter{}, forgotten: map[string]bool{}}
 }
 
-// Instance is the instance id the reports carry.
-func (r *SourceRecorder) Instance() string { return r.instance }
-
 // Source returns the counter of the source name created at created (the
 // zero time when unknown). A source created again under the same name (a
 // different creation time) gets a new counter from zero; callers resolve

@@ -63,7 +63,7 @@ type Receiver struct {
 	prod    *producer
 	metrics *metrics
 	// counters are the per-source counts that the receiver publishes to
-	// samsa.stats through statsCl (nil when publishing is off).
+	// samsa.stats through statsCl (nil when Config.StatsInterval is 0).
 	counters *stats.SourceRecorder
 	statsCl  *kgo.Client
 	sources  *sources
@@ -96,14 +96,6 @@ func WithSecretBox(box *secret.Box) Option { return func(r *Receiver) { r.box = 
 // WithHealth adds the receiver's readiness checks to h instead of a Health
 // of its own.
 func WithHealth(h *telemetry.Health) Option { return func(r *Receiver) { r.health = h } }
-
-// WithSourceRecorder counts ingest per source in rec, whose reports the
-// receiver publishes to samsa.stats every Config.StatsInterval. Default: a
-// recorder of its own, with an instance id from the host name and the
-// start time (stats.InstanceID).
-func WithSourceRecorder(rec *stats.SourceRecorder) Option {
-	return func(r *Receiver) { r.counters = rec }
-}
 
 // New returns a receiver producing through a client built from kcfg. store
 // is the flow store to read sources from; when nil, the receiver creates
@@ -145,10 +137,10 @@ func New(cfg Config, kcfg *kafka.Config, store *flow.Store, log *zap.Logger, reg
 		return nil, fmt.Errorf("receiver: %w", err)
 	}
 	r.cl = cl
-	if r.counters == nil {
-		host, _ := os.Hostname()
-		r.counters = stats.NewSourceRecorder(stats.InstanceID(host))
-	}
+	// A new instance id per start: the reports of earlier runs keep their
+	// counts in their own keys.
+	host, _ := os.Hostname()
+	r.counters = stats.NewSourceRecorder(stats.InstanceID(host))
 	if cfg.StatsInterval > 0 {
 		// A client of its own: the producer's buffer limits are sized for
 		// events, and a stats write must never take their room.
