@@ -67,15 +67,15 @@ func (e *eventValue) Attr(name string) (starlark.Value, error) {
 	case "id":
 		return starlark.String(ev.ID), nil
 	case "source":
-		return starlark.String(ev.Source), nil
+		return e.st.fields[fieldSource].value(ev.Source), nil
 	case "type":
-		return starlark.String(ev.Type), nil
+		return e.st.fields[fieldType].value(ev.Type), nil
 	case "subject":
-		return starlark.String(ev.Subject), nil
+		return e.st.fields[fieldSubject].value(ev.Subject), nil
 	case "key":
 		return starlark.String(ev.Key), nil
 	case "content_type":
-		return starlark.String(ev.ContentType), nil
+		return e.st.fields[fieldContentType].value(ev.ContentType), nil
 	case "time":
 		if ev.Time.IsZero() {
 			return starlark.String(""), nil
@@ -89,6 +89,29 @@ func (e *eventValue) Attr(name string) (starlark.Value, error) {
 		return e.rawBytes()
 	}
 	return nil, nil
+}
+
+// Fields of the event whose values most events of a flow share.
+const (
+	fieldSource = iota
+	fieldType
+	fieldSubject
+	fieldContentType
+	numFields
+)
+
+// fieldCache keeps the Starlark value of a field from one run to the next:
+// events of a flow mostly share their source, type and content type.
+type fieldCache struct {
+	s string
+	v starlark.Value
+}
+
+func (c *fieldCache) value(s string) starlark.Value {
+	if c.v == nil || c.s != s {
+		c.s, c.v = s, starlark.String(s)
+	}
+	return c.v
 }
 
 func (e *eventValue) attributes() *starlark.Dict {

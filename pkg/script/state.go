@@ -45,11 +45,12 @@ type runState struct {
 	reason  atomic.Int32
 	reuse   bool // false once a timer or context callback may still fire
 
-	alloc    int64       // bytes charged to the allocation budget
-	outBytes int         // bytes of JSON output produced
-	enc      jsonEncoder // the JSON encoder of the run (see encoder)
-	keys     keyCache    // interned JSON object keys
-	doc      jsonDoc     // the payload of the run, decoded lazily
+	alloc    int64                 // bytes charged to the allocation budget
+	outBytes int                   // bytes of JSON output produced
+	enc      jsonEncoder           // the JSON encoder of the run (see encoder)
+	keys     keyCache              // interned JSON object keys
+	doc      jsonDoc               // the payload of the run, decoded lazily
+	fields   [numFields]fieldCache // values of the event's fields, kept from run to run
 	now      time.Time
 	nowSet   bool
 
