@@ -189,7 +189,7 @@ func Run(ctx context.Context, c Config, out io.Writer) error {
 		return err
 	}
 
-	trec := stats.NewRecorder("transformer", "dev")
+	trec := stats.NewRecorder("transformer", stats.InstanceID("dev"))
 	var tcfg pipeline.Config
 	tcfg.RegisterFlags(flag.NewFlagSet("transformer", flag.ContinueOnError))
 	transformer, err := pipeline.New(tcfg, kcfg, store, log.Named("transformer"), reg,
@@ -198,7 +198,7 @@ func Run(ctx context.Context, c Config, out io.Writer) error {
 		return err
 	}
 
-	drec := stats.NewRecorder("deliverer", "dev")
+	drec := stats.NewRecorder("deliverer", stats.InstanceID("dev"))
 	var dcfg delivery.Config
 	dcfg.RegisterFlags(flag.NewFlagSet("deliverer", flag.ContinueOnError))
 	deliverer, err := delivery.New(dcfg, kcfg, store, box, log.Named("deliverer"), reg, delivery.WithRecorder(drec))
