@@ -1175,9 +1175,8 @@ func (*ListSourceStatusesRequest) Descriptor() ([]byte, []int) {
 type ListSourceStatusesResponse struct {
 	state    protoimpl.MessageState `protogen:"open.v1"`
 	Statuses []*SourceStatus        `protobuf:"bytes,1,rep,name=statuses,proto3" json:"statuses,omitempty"`
-	// ingest_known is false when the receiver's numbers are not available to
-	// the control service (it only sees them when they run in one process,
-	// as in samsa dev).
+	// ingest_known is false until a receiver has published its numbers to
+	// samsa.stats (no receiver has served a request yet, or none runs).
 	IngestKnown   bool `protobuf:"varint,2,opt,name=ingest_known,json=ingestKnown,proto3" json:"ingest_known,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1227,7 +1226,8 @@ func (x *ListSourceStatusesResponse) GetIngestKnown() bool {
 	return false
 }
 
-// SourceStatus is a source's ingest numbers since the receiver started.
+// SourceStatus is a source's ingest numbers, summed over every receiver
+// replica that ever reported them.
 type SourceStatus struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
