@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"math/big"
+	"math/bits"
 	"strconv"
 	"strings"
 	"time"
@@ -387,6 +388,7 @@ func (d *jsonDecoder) str() (string, error) {
 			return "", d.errorf("invalid character %s in string literal", strconv.QuoteRune(rune(c)))
 		case c >= utf8.RuneSelf:
 			ascii = false
+			i = plainPrefix(s, i+1) - 1
 		}
 	}
 	d.i = len(s)
@@ -400,8 +402,8 @@ const (
 )
 
 // plainPrefix returns the index of the first byte of s from i on that is
-// not printable ASCII or is '"' or '\\' (len(s) if none), or an index
-// before it: it skips whole words of 8 plain bytes.
+// not printable ASCII or is '"' or '\\', len(s) if none. It looks at 8
+// bytes at a time.
 func plainPrefix(s string, i int) int {
 	for ; i+8 <= len(s); i += 8 {
 		w := uint64(s[i]) | uint64(s[i+1])<<8 | uint64(s[i+2])<<16 | uint64(s[i+3])<<24 |
@@ -409,9 +411,16 @@ func plainPrefix(s string, i int) int {
 		q := w ^ (lsbs * '"')
 		b := w ^ (lsbs * '\\')
 		// A byte below 0x20, a zero byte of q or b, or a byte of 0x80 or
-		// more sets the high bit of its byte in special.
+		// more sets the high bit of its byte in special. So do some bytes
+		// above such a byte (a borrow), never one below: the lowest bit
+		// set is that of the first special byte.
 		special := ((w - lsbs*0x20) | (q - lsbs) | (b - lsbs) | w) & msbs
 		if special != 0 {
+			return i + bits.TrailingZeros64(special)/8
+		}
+	}
+	for ; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c == '"' || c == '\\' || c >= utf8.RuneSelf {
 			return i
 		}
 	}

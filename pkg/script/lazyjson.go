@@ -46,12 +46,13 @@ type contSpan struct{ start, end int }
 // refer to it. It belongs to a runState and is reset for every run; no
 // value may outlive the run (outputs are always encoded).
 type jsonDoc struct {
-	s       string
-	keys    keyCache
-	conts   []contSpan   // every array and object, in order of start
-	entries []lazyEntry  // storage of the objects' entries
-	objs    []lazyObject // storage of the nested objects
-	root    lazyObject
+	s         string
+	keys      keyCache
+	conts     []contSpan   // every array and object, in order of start
+	entries   []lazyEntry  // storage of the objects' entries
+	objs      []lazyObject // storage of the nested objects
+	canonKeys []keySpan    // scratch space of canonicalJSONKeys
+	root      lazyObject
 }
 
 // Bounds on the storage a runState keeps from one run to the next.
@@ -398,7 +399,7 @@ func stringEnd(s string, i int) int {
 	for {
 		j := plainPrefix(s, i)
 		for j < len(s) && s[j] != '"' && s[j] != '\\' {
-			j++
+			j = plainPrefix(s, j+1)
 		}
 		if j >= len(s) {
 			return len(s) // unreachable for valid JSON
@@ -843,7 +844,7 @@ func lazyDictValues(_ *starlark.Thread, b *starlark.Builtin, args starlark.Tuple
 // for it, and how deeply it nests.
 func (o *lazyObject) canonical() (bool, int) {
 	if o.canon == 0 {
-		ok, depth := canonicalJSON(o.doc.s[o.start:o.end])
+		ok, depth := canonicalJSONKeys(o.doc.s[o.start:o.end], &o.doc.canonKeys)
 		o.canon, o.canonDepth = -1, depth
 		if ok {
 			o.canon = 1
@@ -859,8 +860,21 @@ func (o *lazyObject) canonical() (bool, int) {
 // duplicate keys, strings and numbers written as the encoder writes them),
 // and how deeply its arrays and objects nest.
 func canonicalJSON(s string) (bool, int) {
+	return canonicalJSONKeys(s, nil)
+}
+
+// canonicalJSONKeys is canonicalJSON using *keys as scratch space (keys
+// may be nil).
+func canonicalJSONKeys(s string, keys *[]keySpan) (bool, int) {
 	c := canonChecker{s: s}
-	if !c.value(0) || c.i != len(s) {
+	if keys != nil {
+		c.keys = (*keys)[:0]
+	}
+	ok := c.value(0) && c.i == len(s)
+	if keys != nil && cap(c.keys) <= maxKeptEntries {
+		*keys = c.keys[:0]
+	}
+	if !ok {
 		return false, 0
 	}
 	return true, c.maxDepth
@@ -870,7 +884,13 @@ type canonChecker struct {
 	s        string
 	i        int
 	maxDepth int
+	keys     []keySpan // keys of the objects being checked
 }
+
+func (c *canonChecker) popKeys(n int) { c.keys = c.keys[:n] }
+
+// keySpan is the text of a key, quotes included.
+type keySpan struct{ start, end int32 }
 
 func (c *canonChecker) value(depth int) bool {
 	s := c.s
@@ -922,8 +942,11 @@ func (c *canonChecker) object(depth int) bool {
 		c.i++
 		return true
 	}
-	var few [indexSearch]string
-	keys := few[:0]
+	// Canonical keys are equal exactly when their text is. Most keys
+	// are known to be new from their signature alone.
+	base := len(c.keys)
+	defer c.popKeys(base)
+	var sigs uint64
 	var many map[string]bool
 	for {
 		if c.i >= len(s) || s[c.i] != '"' {
@@ -933,7 +956,6 @@ func (c *canonChecker) object(depth int) bool {
 		if !c.str() {
 			return false
 		}
-		// Canonical keys are equal exactly when their text is.
 		k := s[start:c.i]
 		switch {
 		case many != nil:
@@ -942,19 +964,21 @@ func (c *canonChecker) object(depth int) bool {
 			}
 			many[k] = true
 		default:
-			for _, x := range keys {
-				if x == k {
-					return false
+			sig := keySig(k[1 : len(k)-1])
+			if sigs&sig != 0 {
+				for _, x := range c.keys[base:] {
+					if s[x.start:x.end] == k {
+						return false
+					}
 				}
 			}
-			if len(keys) < len(few) {
-				keys = append(keys, k)
-			} else {
-				many = make(map[string]bool, 2*len(few))
-				for _, x := range keys {
-					many[x] = true
+			sigs |= sig
+			c.keys = append(c.keys, keySpan{int32(start), int32(c.i)})
+			if len(c.keys)-base > 64 {
+				many = make(map[string]bool)
+				for _, x := range c.keys[base:] {
+					many[s[x.start:x.end]] = true
 				}
-				many[k] = true
 			}
 		}
 		if c.i >= len(s) || s[c.i] != ':' {
@@ -1022,8 +1046,8 @@ func (c *canonChecker) str() bool {
 			default:
 				return false
 			}
-		case ch < utf8.RuneSelf:
-			i++
+		case ch < 0x20:
+			return false // not valid JSON
 		default:
 			r, size := utf8.DecodeRuneInString(s[i:])
 			if r == utf8.RuneError && size == 1 {
