@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strconv"
 	"time"
+	"unsafe"
 
 	"go.starlark.net/starlark"
 
@@ -161,7 +162,9 @@ func (e *eventValue) decodedData() (starlark.Value, error) {
 	if st.cfg.eagerData {
 		v, size, err = decodeJSON(string(ev.Data), st.room(), st.keys)
 	} else {
-		v, size, err = st.doc.load(string(ev.Data), st.room())
+		// The payload is scanned in place: the decoder copies what it
+		// hands to the script (ev.Data is only read during the run).
+		v, size, err = st.doc.load(unsafe.String(unsafe.SliceData(ev.Data), len(ev.Data)), st.room())
 	}
 	if err != nil {
 		if errors.Is(err, ErrAllocLimit) {

@@ -6,7 +6,9 @@ import (
 	"slices"
 	"sort"
 	"strconv"
+	"strings"
 	"unicode/utf8"
+	"unsafe"
 
 	"go.starlark.net/starlark"
 	"go.starlark.net/syntax"
@@ -84,6 +86,8 @@ func resetSlice[T any](s []T, maxKept int) []T {
 // and returns its value: a lazy object for an object, otherwise the
 // (shallowly) decoded value. size is what decoding it all would allocate;
 // past limit, load stops with errDecodeTooLarge where decodeJSON would.
+// s may be a view of bytes that change after the run: no value handed out
+// refers to it (see own).
 func (doc *jsonDoc) load(s string, limit int64) (v starlark.Value, size int64, err error) {
 	doc.s = s
 	sc := jsonScanner{jsonDecoder: jsonDecoder{s: s, limit: limit}, doc: doc}
@@ -424,7 +428,7 @@ func (doc *jsonDoc) decodeAt(i int) (starlark.Value, int) {
 	case '"':
 		d := jsonDecoder{s: s, i: i}
 		str, _ := d.str()
-		return starlark.String(str), d.i
+		return starlark.String(doc.own(str)), d.i
 	case 't':
 		return starlark.True, i + 4
 	case 'f':
@@ -466,8 +470,26 @@ func (doc *jsonDoc) newObject(start, end int) *lazyObject {
 
 // key returns k as a Starlark value, interned.
 func (doc *jsonDoc) key(k string) starlark.Value {
+	if v, ok := doc.keys[k]; ok {
+		return v
+	}
 	d := jsonDecoder{keys: doc.keys}
-	return d.key(k)
+	return d.key(doc.own(k))
+}
+
+// own returns s, copied if it is a part of the payload: the payload is a
+// view of the event's bytes, valid during the run only, so every string
+// handed to the script is copied out of it.
+func (doc *jsonDoc) own(s string) string {
+	if len(s) == 0 || len(doc.s) == 0 {
+		return s
+	}
+	p := uintptr(unsafe.Pointer(unsafe.StringData(s)))
+	base := uintptr(unsafe.Pointer(unsafe.StringData(doc.s)))
+	if p >= base && p < base+uintptr(len(doc.s)) {
+		return strings.Clone(s)
+	}
+	return s
 }
 
 // ---- lazy objects ----

@@ -379,3 +379,40 @@ func describe(r Result) string {
 	}
 	return b.String()
 }
+
+// TestPayloadNotRetained checks that nothing a run returns refers to the
+// event's bytes, which the lazy decoder reads in place: the caller may
+// reuse them once Run has returned.
+func TestPayloadNotRetained(t *testing.T) {
+	const payload = `{"type":"t.v2","key":"k-1","sub":"s/1","attrs":{"a":"x","long_key_` + "0123456789012345678901234567890123456789012345678901234567890123456789" + `":"y"},"n":"abc"}`
+	var printed []string
+	p := mustCompile(t, "", `
+def transform(event):
+    d = event.data
+    print(d["n"], d)
+    out = emit({"n": d["n"], "keys": d.keys()}, type=d["type"], key=d["key"], subject=d["sub"],
+        attributes=dict(d["attrs"]))
+    return [out, d["attrs"], {k: v for k, v in d["attrs"].items()}]
+`, WithPrint(func(s string) { printed = append(printed, s) }))
+	failing := mustCompile(t, "", "def transform(event):\n    fail(event.data[\"n\"])\n")
+	for range 3 { // a state reused from run to run
+		ev := testEvent(payload)
+		res := run(t, p, ev)
+		_, err := failing.Run(context.Background(), ev)
+		want := fmt.Sprintf("%v|%s|%v", describeAll(res), printed, err)
+		for i := range ev.Data {
+			ev.Data[i] = 'X'
+		}
+		if got := fmt.Sprintf("%v|%s|%v", describeAll(res), printed, err); got != want {
+			t.Fatalf("overwriting the payload after the run changed the results:\n%s\nwant\n%s", got, want)
+		}
+	}
+}
+
+func describeAll(r Result) string {
+	var b strings.Builder
+	for _, o := range r.Outputs {
+		fmt.Fprintf(&b, "[%s %s %s %s %s %v]", o.Data, o.Type, o.Key, o.Subject, o.ContentType, o.Attributes)
+	}
+	return b.String()
+}
