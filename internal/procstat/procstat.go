@@ -172,3 +172,27 @@ func LoadAvg() string {
 	}
 	return f[0]
 }
+
+// SystemCPU returns the time all CPUs of the machine were busy and the time
+// that passed on all of them, since boot: the difference of two readings
+// is the machine's load over an interval.
+func SystemCPU() (busy, total time.Duration) {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0, 0
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	f := strings.Fields(line)
+	if len(f) < 2 {
+		return 0, 0
+	}
+	for i, v := range f[1:] {
+		n, _ := strconv.ParseInt(v, 10, 64)
+		d := time.Duration(n) * time.Second / clockTick
+		total += d
+		if i != 3 && i != 4 { // idle, iowait
+			busy += d
+		}
+	}
+	return busy, total
+}

@@ -57,6 +57,9 @@ func TestMachine(t *testing.T) {
 	if m := Machine(); !strings.Contains(m, "cores") || !strings.Contains(m, "go1") {
 		t.Fatalf("Machine() = %q", m)
 	}
+	if busy, total := SystemCPU(); busy <= 0 || total < busy {
+		t.Fatalf("SystemCPU() = %v, %v", busy, total)
+	}
 	if LoadAvg() == "?" {
 		t.Fatal("no load average")
 	}

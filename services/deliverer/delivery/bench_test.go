@@ -9,8 +9,6 @@ import (
 	"os"
 	"os/exec"
 	rtmetrics "runtime/metrics"
-	"strconv"
-	"strings"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -19,6 +17,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/valyala/fasthttp"
 
+	"github.com/samsa-dev/samsa/internal/procstat"
 	"github.com/samsa-dev/samsa/pkg/event"
 	"github.com/samsa-dev/samsa/pkg/kafka"
 	samsav1 "github.com/samsa-dev/samsa/proto/samsa/v1"
@@ -54,13 +53,13 @@ func preload(b *testing.B, e *env, name string, n, keys int) {
 func measure(b *testing.B, e *env, n int, done func(*Deliverer) int) {
 	b.Helper()
 	b.ReportAllocs()
-	// The peak resident set from here on (clear_refs 5 resets VmHWM).
-	_ = os.WriteFile("/proc/self/clear_refs", []byte("5"), 0)
+	// The peak resident set from here on.
+	procstat.ResetPeak(os.Getpid())
 	live := []rtmetrics.Sample{{Name: "/gc/heap/live:bytes"}}
 	var peakLive uint64
 	b.ResetTimer()
 	start := time.Now()
-	cpu0 := cpuTime()
+	u0, _ := procstat.Process(os.Getpid())
 	d := e.start()
 	deadline := start.Add(5 * time.Minute)
 	var first time.Time
@@ -86,7 +85,8 @@ func measure(b *testing.B, e *env, n int, done func(*Deliverer) int) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	end := time.Now()
-	cpu := cpuTime() - cpu0
+	u1, _ := procstat.Process(os.Getpid())
+	cpu := u1.CPU - u0.CPU
 	b.StopTimer()
 	// CPU time of this process (the deliverer; the HTTP endpoint runs in
 	// a process of its own) per event.
@@ -98,31 +98,8 @@ func measure(b *testing.B, e *env, n int, done func(*Deliverer) int) {
 	// Memory of this process (the deliverer and the benchmark's idle
 	// producer): the live heap after a GC, and the peak RSS.
 	b.ReportMetric(float64(peakLive)/(1<<20), "peak-live-MiB")
-	b.ReportMetric(float64(peakRSS())/(1<<20), "peak-rss-MiB")
+	b.ReportMetric(float64(u1.PeakRSS)/(1<<20), "peak-rss-MiB")
 	b.ReportMetric(0, "ns/op")
-}
-
-// peakRSS is the process's VmHWM in bytes (0 where /proc is missing).
-func peakRSS() int64 {
-	st, err := os.ReadFile("/proc/self/status")
-	if err != nil {
-		return 0
-	}
-	for _, line := range strings.Split(string(st), "\n") {
-		if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
-			kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(rest, "kB")), 10, 64)
-			return kb << 10
-		}
-	}
-	return 0
-}
-
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // sink is a minimal HTTP destination: it counts requests and answers 204,

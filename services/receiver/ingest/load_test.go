@@ -2,7 +2,6 @@ package ingest
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"fmt"
 	"net"
@@ -23,6 +22,7 @@ import (
 	"github.com/valyala/fasthttp"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/samsa-dev/samsa/internal/procstat"
 	"github.com/samsa-dev/samsa/pkg/kafka"
 	"github.com/samsa-dev/samsa/pkg/kafkatest"
 )
@@ -58,7 +58,7 @@ func TestLoad(t *testing.T) {
 		h := newHarness(t, brokers, nil)
 		h.putSource(keyedSource(name))
 		url = h.url
-		rss = func() int64 { return procRSS(os.Getpid()) }
+		rss = func() int64 { return rssOf(os.Getpid()) }
 		metric = func(n string) float64 { return h.metric(n, nil) }
 	} else {
 		url, rss, metric, pid = startReceiverBinary(t, kcfg, name)
@@ -77,7 +77,7 @@ func TestLoad(t *testing.T) {
 		"ndjson": {"NDJSON, 100 events of 300 B per request", "application/x-ndjson", nd, 100, 300},
 		"single": {"application/json, 1 event of 300 B per request", "application/json", single[:len(single)-1], 1, 300},
 	}
-	t.Logf("machine: %d CPUs, %s; load average before: %s", runtime.NumCPU(), cpuModel(), loadAvg())
+	t.Logf("machine: %s; load average before: %s", procstat.Machine(), procstat.LoadAvg())
 	var acked int64
 	for _, sc := range strings.Split(envString("SAMSA_LOAD_SCENARIOS", "ndjson,single"), ",") {
 		s, ok := all[sc]
@@ -87,15 +87,15 @@ func TestLoad(t *testing.T) {
 		t.Run(sc, func(t *testing.T) {
 			bpid := brokerPID(brokers[0])
 			var cpu0, cpu1, self0, self1, b0, b1 time.Duration
-			var busy0, busy1, total0, total1 float64
+			var busy0, busy1, total0, total1 time.Duration
 			res := drive(t, url+"/v1/sources/"+name+"/events", s.ct, s.body, conns, 3*time.Second, dur, rss,
 				func() {
-					cpu0, self0, b0 = procCPU(pid), procCPU(os.Getpid()), procCPU(bpid)
-					busy0, total0 = machineCPU()
+					cpu0, self0, b0 = cpuOf(pid), cpuOf(os.Getpid()), cpuOf(bpid)
+					busy0, total0 = procstat.SystemCPU()
 				},
 				func() {
-					cpu1, self1, b1 = procCPU(pid), procCPU(os.Getpid()), procCPU(bpid)
-					busy1, total1 = machineCPU()
+					cpu1, self1, b1 = cpuOf(pid), cpuOf(os.Getpid()), cpuOf(bpid)
+					busy1, total1 = procstat.SystemCPU()
 				})
 			evps := float64(res.ok*s.perReq) / res.elapsed.Seconds()
 			t.Logf("%s: %d connections, %s", s.name, conns, res.elapsed.Round(time.Millisecond))
@@ -103,7 +103,7 @@ func TestLoad(t *testing.T) {
 			t.Logf("  latency p50 %s p99 %s max %s; errors %v", res.p50, res.p99, res.max, res.errors)
 			t.Logf("  receiver CPU %.2f cores (%.1f µs per request, %.2f µs per event); whole machine busy %.0f%%",
 				(cpu1-cpu0).Seconds()/res.elapsed.Seconds(), float64((cpu1-cpu0).Microseconds())/float64(res.ok),
-				float64((cpu1-cpu0).Microseconds())/float64(res.ok*s.perReq), 100*(busy1-busy0)/(total1-total0))
+				float64((cpu1-cpu0).Microseconds())/float64(res.ok*s.perReq), 100*float64(busy1-busy0)/float64(total1-total0))
 			if pid != os.Getpid() {
 				t.Logf("  load client (this test process) CPU %.2f cores", (self1-self0).Seconds()/res.elapsed.Seconds())
 			}
@@ -112,7 +112,7 @@ func TestLoad(t *testing.T) {
 			}
 			t.Logf("  receiver RSS MiB per second: %v", res.rss)
 			t.Logf("  receiver heap in use %.1f MiB, buffered bytes now %.0f", metric("go_memstats_heap_inuse_bytes")/(1<<20), metric("samsa_receiver_buffered_bytes"))
-			t.Logf("  load average after: %s", loadAvg())
+			t.Logf("  load average after: %s", procstat.LoadAvg())
 			if res.ok == 0 {
 				t.Fatal("no request succeeded")
 			}
@@ -131,25 +131,6 @@ func TestLoad(t *testing.T) {
 	} else {
 		t.Logf("topic %s holds %d records for %d acknowledged events", kafka.SourceTopic(name), n, acked)
 	}
-}
-
-func loadAvg() string {
-	b, _ := os.ReadFile("/proc/loadavg")
-	f := strings.Fields(string(b))
-	if len(f) < 3 {
-		return "?"
-	}
-	return strings.Join(f[:3], " ")
-}
-
-func cpuModel() string {
-	b, _ := os.ReadFile("/proc/cpuinfo")
-	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "model name"); ok {
-			return strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(v), ":"))
-		}
-	}
-	return "unknown CPU"
 }
 
 type loadResult struct {
@@ -314,7 +295,7 @@ func startReceiverBinary(t *testing.T, kcfg *kafka.Config, source string) (strin
 		}
 		return -1
 	}
-	return url, func() int64 { return procRSS(cmd.Process.Pid) }, metric, cmd.Process.Pid
+	return url, func() int64 { return rssOf(cmd.Process.Pid) }, metric, cmd.Process.Pid
 }
 
 // brokerPID finds the process of the Kafka broker listening on addr (one
@@ -339,51 +320,6 @@ func brokerPID(addr string) int {
 	return 0
 }
 
-// procCPU reads the user and system CPU time a process consumed.
-func procCPU(pid int) time.Duration {
-	if pid <= 0 {
-		return 0
-	}
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0
-	}
-	// Fields after the command name (which may contain spaces).
-	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+2:]))
-	utime, _ := strconv.ParseInt(f[11], 10, 64)
-	stime, _ := strconv.ParseInt(f[12], 10, 64)
-	return time.Duration(utime+stime) * time.Second / 100 // USER_HZ
-}
-
-// machineCPU returns the busy and total jiffies of all CPUs.
-func machineCPU() (busy, total float64) {
-	b, _ := os.ReadFile("/proc/stat")
-	line, _, _ := strings.Cut(string(b), "\n")
-	for i, f := range strings.Fields(line)[1:] {
-		v, _ := strconv.ParseFloat(f, 64)
-		total += v
-		if i != 3 && i != 4 { // idle, iowait
-			busy += v
-		}
-	}
-	return busy, total
-}
-
-// procRSS reads a process's resident set size in bytes.
-func procRSS(pid int) int64 {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return -1
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
-			kb, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
-			return kb << 10
-		}
-	}
-	return -1
-}
-
 func envString(k, def string) string {
 	if v := os.Getenv(k); v != "" {
 		return v
@@ -403,4 +339,22 @@ func envDuration(k string, def time.Duration) time.Duration {
 		return v
 	}
 	return def
+}
+
+// cpuOf is the CPU time process pid used so far; 0 when pid is 0.
+func cpuOf(pid int) time.Duration {
+	if pid <= 0 {
+		return 0
+	}
+	u, _ := procstat.Process(pid)
+	return u.CPU
+}
+
+// rssOf is the resident set of process pid in bytes, -1 if unknown.
+func rssOf(pid int) int64 {
+	u, err := procstat.Process(pid)
+	if err != nil {
+		return -1
+	}
+	return u.RSS
 }
