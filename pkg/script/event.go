@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"math"
 	"slices"
 	"strconv"
 	"time"
@@ -159,7 +160,7 @@ func (e *eventValue) decodedData() (starlark.Value, error) {
 	var v starlark.Value
 	var size int64
 	var err error
-	if st.cfg.eagerData {
+	if st.cfg.eagerData || len(ev.Data) > math.MaxInt32 { // the lazy index holds 32-bit offsets
 		v, size, err = decodeJSON(string(ev.Data), st.room(), st.keys)
 	} else {
 		// The payload is scanned in place: the decoder copies what it

@@ -341,7 +341,7 @@ func (w *sizeWalker) walk(v starlark.Value, depth int) {
 				break
 			}
 			w.n += 4
-			w.walk(v.doc.key(v.entries[i].key), depth+1)
+			w.walk(v.doc.key(v.key(i)), depth+1)
 			w.walk(v.value(i), depth+1)
 		}
 	case *starlark.Set:

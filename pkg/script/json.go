@@ -774,22 +774,23 @@ func (e *jsonEncoder) encodeLazy(v *lazyObject) error {
 	}
 	e.buf = append(e.buf, '{')
 	for i := range v.entries {
-		ent := &v.entries[i]
+		key := v.key(i)
 		if i > 0 {
 			e.buf = append(e.buf, ',')
 		}
-		e.buf = appendQuoted(e.buf, ent.key)
+		e.buf = appendQuoted(e.buf, key)
 		e.buf = append(e.buf, ':')
 		var err error
-		if ent.val != nil {
-			err = e.encode(ent.val)
-		} else if ok, depth := canonicalJSON(v.doc.s[ent.start:ent.end]); ok && e.depth+depth <= maxJSONDepth {
-			err = e.appendRaw(v.doc.s[ent.start:ent.end])
+		raw := v.doc.s[v.entries[i].start:v.entries[i].end]
+		if x := v.cached(i); x != nil {
+			err = e.encode(x)
+		} else if ok, depth := canonicalJSON(raw); ok && e.depth+depth <= maxJSONDepth {
+			err = e.appendRaw(raw)
 		} else {
 			err = e.encode(v.value(i))
 		}
 		if err != nil {
-			return withPath(err, "["+strconv.Quote(ent.key)+"]")
+			return withPath(err, "["+strconv.Quote(key)+"]")
 		}
 		if err := e.check(); err != nil {
 			return err

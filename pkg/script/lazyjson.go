@@ -50,10 +50,12 @@ type contSpan struct{ start, end int }
 type jsonDoc struct {
 	s         string
 	keys      keyCache
-	conts     []contSpan   // every array and object, in order of start
-	entries   []lazyEntry  // storage of the objects' entries
-	objs      []lazyObject // storage of the nested objects
-	canonKeys []keySpan    // scratch space of canonicalJSONKeys
+	conts     []contSpan       // every array and object, in order of start
+	entries   []lazyEntry      // storage of the objects' entries
+	objs      []lazyObject     // storage of the nested objects
+	vals      []starlark.Value // storage of the objects' decoded values
+	keyStrs   []string         // keys that differ from their text
+	canonKeys []keySpan        // scratch space of canonicalJSONKeys
 	root      lazyObject
 }
 
@@ -72,6 +74,8 @@ func (doc *jsonDoc) reset() {
 	doc.conts = resetSlice(doc.conts, maxKeptConts)
 	doc.entries = resetSlice(doc.entries, maxKeptEntries)
 	doc.objs = resetSlice(doc.objs, objChunk)
+	doc.vals = resetSlice(doc.vals, maxKeptEntries)
+	doc.keyStrs = resetSlice(doc.keyStrs, maxKeptEntries)
 	doc.root = lazyObject{}
 }
 
@@ -243,6 +247,7 @@ func (d *jsonScanner) skipObject() error {
 		if d.i >= len(d.s) || d.s[d.i] != '"' {
 			return d.errorf("unexpected %s looking for beginning of object key string", d.quoteChar())
 		}
+		kstart := d.i + 1
 		k, err := d.str()
 		if err != nil {
 			return err
@@ -260,7 +265,7 @@ func (d *jsonScanner) skipObject() error {
 		entries++
 		switch {
 		case ib != nil:
-			ib.add(k, vstart, d.i)
+			ib.add(k, kstart, vstart, d.i)
 			distinct = len(d.doc.entries) - ib.base
 		case entries <= 8:
 			first[entries-1] = k
@@ -494,10 +499,13 @@ func (doc *jsonDoc) own(s string) string {
 
 // ---- lazy objects ----
 
+// lazyEntry is an entry of an object: offsets in the payload, so that
+// building an index writes no pointers.
 type lazyEntry struct {
-	key        string
-	start, end int            // the value: the last one given for the key
-	val        starlark.Value // decoded value, nil until read
+	// The key is doc.s[kstart:kend], or doc.keyStrs[kend] when kstart is
+	// -1 (a key with escapes or invalid UTF-8, which decodes to other text).
+	kstart, kend int32
+	start, end   int32 // the value: the last one given for the key
 }
 
 // lazyObject is a JSON object of the payload, decoded on demand. See the
@@ -506,10 +514,11 @@ type lazyObject struct {
 	doc        *jsonDoc
 	start, end int // extent in doc.s
 	indexed    bool
-	entries    []lazyEntry    // in the order of the keys' first appearance
-	byKey      map[string]int // index of entries, for large objects
-	shared     bool           // a list or object value was handed out
-	canon      int8           // whether s[start:end] is canonical JSON: 0 unknown, 1 yes, -1 no
+	entries    []lazyEntry      // in the order of the keys' first appearance
+	vals       []starlark.Value // decoded values, nil until read
+	byKey      map[string]int   // index of entries, for large objects
+	shared     bool             // a list or object value was handed out
+	canon      int8             // whether s[start:end] is canonical JSON: 0 unknown, 1 yes, -1 no
 	canonDepth int
 	dict       *starlark.Dict // once materialized, the object's contents
 }
@@ -538,20 +547,22 @@ func keySig(k string) uint64 {
 	return 1 << (h & 63)
 }
 
-func (b *indexBuilder) add(k string, start, end int) {
+// add adds the key k (the text of the payload from kstart, or decoded
+// from it) with the value at [start, end).
+func (b *indexBuilder) add(k string, kstart, start, end int) {
 	doc := b.doc
 	ents := doc.entries[b.base:]
 	sig := keySig(k)
 	switch {
 	case b.byKey != nil:
 		if i, ok := b.byKey[k]; ok {
-			ents[i].start, ents[i].end = start, end
+			ents[i].start, ents[i].end = int32(start), int32(end)
 			return
 		}
 	case b.seen&sig != 0:
 		for i := range ents {
-			if ents[i].key == k {
-				ents[i].start, ents[i].end = start, end
+			if doc.entryKey(&ents[i]) == k {
+				ents[i].start, ents[i].end = int32(start), int32(end)
 				return
 			}
 		}
@@ -562,12 +573,28 @@ func (b *indexBuilder) add(k string, start, end int) {
 	} else if len(ents) == indexSearch {
 		b.byKey = make(map[string]int, 2*indexSearch)
 		for i := range ents {
-			b.byKey[ents[i].key] = i
+			b.byKey[doc.entryKey(&ents[i])] = i
 		}
 		b.byKey[k] = len(ents)
 	}
-	doc.entries = append(doc.entries, lazyEntry{key: k, start: start, end: end})
+	e := lazyEntry{kstart: int32(kstart), kend: int32(kstart + len(k)), start: int32(start), end: int32(end)}
+	if kstart+len(k) > len(doc.s) || doc.s[kstart:kstart+len(k)] != k {
+		e.kstart, e.kend = -1, int32(len(doc.keyStrs))
+		doc.keyStrs = append(doc.keyStrs, k)
+	}
+	doc.entries = append(doc.entries, e)
 }
+
+// entryKey returns the key of an entry.
+func (doc *jsonDoc) entryKey(e *lazyEntry) string {
+	if e.kstart < 0 {
+		return doc.keyStrs[e.kend]
+	}
+	return doc.s[e.kstart:e.kend]
+}
+
+// key returns the key of entry i.
+func (o *lazyObject) key(i int) string { return o.doc.entryKey(&o.entries[i]) }
 
 func (b *indexBuilder) finish(o *lazyObject) {
 	n := len(b.doc.entries)
@@ -589,10 +616,11 @@ func (o *lazyObject) index() {
 		for {
 			d := jsonDecoder{s: s, i: i}
 			k, _ := d.str()
+			kstart := i + 1
 			i = skipSpace(s, d.i)
 			i = skipSpace(s, i+1) // ':'
 			end := doc.skipAt(i)
-			b.add(k, i, end)
+			b.add(k, kstart, i, end)
 			i = skipSpace(s, end)
 			if s[i] == '}' {
 				break
@@ -612,7 +640,7 @@ func (o *lazyObject) find(k string) int {
 		return -1
 	}
 	for i := range o.entries {
-		if o.entries[i].key == k {
+		if o.key(i) == k {
 			return i
 		}
 	}
@@ -621,15 +649,40 @@ func (o *lazyObject) find(k string) int {
 
 // value returns the value of entry i, decoding it on first use.
 func (o *lazyObject) value(i int) starlark.Value {
-	e := &o.entries[i]
-	if e.val == nil {
-		e.val, _ = o.doc.decodeAt(e.start)
-		switch e.val.(type) {
+	if o.vals == nil {
+		o.vals = o.doc.newVals(len(o.entries))
+	}
+	v := o.vals[i]
+	if v == nil {
+		v, _ = o.doc.decodeAt(int(o.entries[i].start))
+		switch v.(type) {
 		case *starlark.List, *lazyObject:
 			o.shared = true
 		}
+		o.vals[i] = v
 	}
-	return e.val
+	return v
+}
+
+// cached returns the value of entry i if it was decoded, else nil.
+func (o *lazyObject) cached(i int) starlark.Value {
+	if o.vals == nil {
+		return nil
+	}
+	return o.vals[i]
+}
+
+// newVals returns room for n values, all nil.
+func (doc *jsonDoc) newVals(n int) []starlark.Value {
+	if len(doc.vals)+n > cap(doc.vals) {
+		// Earlier values stay referenced by their objects.
+		doc.vals = make([]starlark.Value, 0, max(n, 64))
+	}
+	start := len(doc.vals)
+	doc.vals = doc.vals[:start+n]
+	v := doc.vals[start : start+n : start+n]
+	clear(v)
+	return v
 }
 
 // materialize turns o into a real dict, from which o then takes its
@@ -639,7 +692,7 @@ func (o *lazyObject) materialize() *starlark.Dict {
 		o.index()
 		d := starlark.NewDict(len(o.entries))
 		for i := range o.entries {
-			_ = d.SetKey(o.doc.key(o.entries[i].key), o.value(i))
+			_ = d.SetKey(o.doc.key(o.key(i)), o.value(i))
 		}
 		o.dict = d
 	}
@@ -689,7 +742,7 @@ func (o *lazyObject) Items() []starlark.Tuple {
 	pairs := make([]starlark.Value, 2*len(o.entries))
 	for i := range o.entries {
 		pair := pairs[2*i : 2*i+2 : 2*i+2]
-		pair[0], pair[1] = o.doc.key(o.entries[i].key), o.value(i)
+		pair[0], pair[1] = o.doc.key(o.key(i)), o.value(i)
 		items[i] = pair
 	}
 	return items
@@ -702,7 +755,7 @@ func (o *lazyObject) keys() []starlark.Value {
 	o.index()
 	keys := make([]starlark.Value, len(o.entries))
 	for i := range o.entries {
-		keys[i] = o.doc.key(o.entries[i].key)
+		keys[i] = o.doc.key(o.key(i))
 	}
 	return keys
 }
@@ -1227,7 +1280,7 @@ func (r *realizer) copy(v starlark.Value, depth int) starlark.Value {
 			}
 		} else {
 			for i := range v.entries {
-				_ = d.SetKey(v.doc.key(v.entries[i].key), r.copy(v.value(i), depth+1))
+				_ = d.SetKey(v.doc.key(v.key(i)), r.copy(v.value(i), depth+1))
 			}
 		}
 		return d

@@ -89,7 +89,7 @@ func checkLazyDecode(t *testing.T, s string, limit int64) {
 	if gotSize != wantSize {
 		t.Fatalf("%.200q: size %d, want %d", s, gotSize, wantSize)
 	}
-	if eq, err := equalValues(got, want); err != nil || !eq {
+	if eq, err := equalValues(got, want); (err != nil && err != errCompareDepth) || (err == nil && !eq) {
 		t.Fatalf("%.200q: lazy value differs from the decoded one (%v)", s, err)
 	}
 	if r, w := realize(got).String(), want.String(); r != w {
