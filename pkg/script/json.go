@@ -114,14 +114,11 @@ func (d *jsonDecoder) quoteChar() string {
 }
 
 func (d *jsonDecoder) skipWS() {
-	for d.i < len(d.s) {
-		switch d.s[d.i] {
-		case ' ', '\t', '\n', '\r':
-			d.i++
-		default:
-			return
-		}
+	i, s := d.i, d.s
+	for i < len(s) && s[i] <= ' ' && (s[i] == ' ' || s[i] == '\t' || s[i] == '\n' || s[i] == '\r') {
+		i++
 	}
+	d.i = i
 }
 
 func (d *jsonDecoder) value() (starlark.Value, error) {
