@@ -82,30 +82,7 @@ func TestDevTraceFromIngestToDelivery(t *testing.T) {
 	}))
 	defer dest.Close()
 
-	c := Config{
-		KafkaPort:   0,
-		ControlHTTP: freeAddr(t), ControlGRPC: freeAddr(t),
-		ReceiverHTTP: freeAddr(t), ReceiverGRPC: freeAddr(t),
-		LogLevel: "error",
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	var out syncBuffer
-	go func() { done <- Run(ctx, c, &out) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case <-done:
-		case <-time.After(60 * time.Second):
-			t.Error("samsa dev did not stop within 60s")
-		}
-	})
-	for deadline := time.Now().Add(60 * time.Second); !strings.Contains(out.String(), "samsa dev is running"); {
-		if time.Now().After(deadline) {
-			t.Fatalf("samsa dev not ready in 60s:\n%s", out.String())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	c := startDev(t)
 
 	api := "http://" + c.ControlHTTP
 	if code, body := do(t, http.MethodPut, api+"/v1/sources/shop", "application/json", `{"name":"shop"}`, nil); code != 200 {
@@ -161,4 +138,35 @@ func TestDevTraceFromIngestToDelivery(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// startDev runs samsa dev on free ports with an embedded broker until the
+// test ends, and returns its configuration once it is ready.
+func startDev(t *testing.T) Config {
+	t.Helper()
+	c := Config{
+		KafkaPort:   0,
+		ControlHTTP: freeAddr(t), ControlGRPC: freeAddr(t),
+		ReceiverHTTP: freeAddr(t), ReceiverGRPC: freeAddr(t),
+		LogLevel: "error",
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	var out syncBuffer
+	go func() { done <- Run(ctx, c, &out) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case <-done:
+		case <-time.After(60 * time.Second):
+			t.Error("samsa dev did not stop within 60s")
+		}
+	})
+	for deadline := time.Now().Add(60 * time.Second); !strings.Contains(out.String(), "samsa dev is running"); {
+		if time.Now().After(deadline) {
+			t.Fatalf("samsa dev not ready in 60s:\n%s", out.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return c
 }

@@ -1,10 +1,8 @@
 package dev
 
 import (
-	"context"
 	"encoding/json"
 	"net/http"
-	"strings"
 	"testing"
 	"time"
 )
@@ -14,30 +12,7 @@ import (
 // the page shows them once, not added to the receiver's own metrics that
 // the control service also sees.
 func TestDevSourcesPage(t *testing.T) {
-	c := Config{
-		KafkaPort:   0,
-		ControlHTTP: freeAddr(t), ControlGRPC: freeAddr(t),
-		ReceiverHTTP: freeAddr(t), ReceiverGRPC: freeAddr(t),
-		LogLevel: "error",
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	var out syncBuffer
-	go func() { done <- Run(ctx, c, &out) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case <-done:
-		case <-time.After(60 * time.Second):
-			t.Error("samsa dev did not stop within 60s")
-		}
-	})
-	for deadline := time.Now().Add(60 * time.Second); !strings.Contains(out.String(), "samsa dev is running"); {
-		if time.Now().After(deadline) {
-			t.Fatalf("samsa dev not ready in 60s:\n%s", out.String())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	c := startDev(t)
 	api := "http://" + c.ControlHTTP
 	if code, body := do(t, http.MethodPut, api+"/v1/sources/shop", "application/json", `{"name":"shop"}`, nil); code != 200 {
 		t.Fatalf("put source: %d %s", code, body)
