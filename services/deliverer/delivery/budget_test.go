@@ -1,14 +1,11 @@
 package delivery
 
 import (
-	"context"
 	"crypto/rand"
 	"encoding/base64"
 	"fmt"
 	"testing"
 	"time"
-
-	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/samsa-dev/samsa/pkg/event"
 )
@@ -105,16 +102,7 @@ func TestMemoryBudget(t *testing.T) {
 	e.createTopics(name, 1)
 	e.putFlow(httpFlow(name, rcv.url()))
 	const budget = 2 << 20
-	cfg := Config{Group: e.group, InstanceID: "budget", MaxBufferedBytes: budget,
-		CommitInterval: 100 * time.Millisecond, DrainTimeout: 5 * time.Second, RevokeTimeout: 5 * time.Second}
-	d, err := New(cfg, e.kcfg, e.store, nil, e.log, prometheus.NewRegistry())
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- d.Run(ctx) }()
-	defer func() { cancel(); <-done }()
+	d, _ := e.startConfig(func(c *Config) { c.InstanceID, c.MaxBufferedBytes = "budget", budget })
 
 	// 400 events of 16 KiB that do not compress (about 13 MB as the
 	// budget counts them, six times the budget), written 4 to a record

@@ -191,7 +191,16 @@ func (e *env) start(opts ...Option) *Deliverer {
 // test does; stop may be called more than once.
 func (e *env) startStoppable(opts ...Option) (*Deliverer, func()) {
 	e.t.Helper()
+	return e.startConfig(nil, opts...)
+}
+
+// startConfig is startStoppable with the test configuration changed by mod.
+func (e *env) startConfig(mod func(*Config), opts ...Option) (*Deliverer, func()) {
+	e.t.Helper()
 	cfg := Config{Group: e.group, InstanceID: "test-" + e.group, CommitInterval: 100 * time.Millisecond, DrainTimeout: 5 * time.Second, RevokeTimeout: 5 * time.Second}
+	if mod != nil {
+		mod(&cfg)
+	}
 	reg := prometheus.NewRegistry()
 	d, err := New(cfg, e.kcfg, e.store, nil, e.log, reg, opts...)
 	if err != nil {

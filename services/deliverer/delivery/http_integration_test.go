@@ -1,14 +1,12 @@
 package delivery
 
 import (
-	"context"
 	"net/http"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/samsa-dev/samsa/pkg/dlq"
@@ -490,16 +488,9 @@ func TestBufferBounded(t *testing.T) {
 	name := flowName()
 	e.createTopics(name, 1)
 	e.putFlow(httpFlow(name, rcv.url()))
-	cfg := Config{Group: e.group, InstanceID: "bounded", MaxBufferedPerPartition: 100, MaxBufferedPerFlow: 100,
-		CommitInterval: 100 * time.Millisecond, DrainTimeout: 5 * time.Second, RevokeTimeout: 5 * time.Second}
-	d, err := New(cfg, e.kcfg, e.store, nil, e.log, prometheus.NewRegistry())
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- d.Run(ctx) }()
-	defer func() { cancel(); <-done }()
+	d, _ := e.startConfig(func(c *Config) {
+		c.InstanceID, c.MaxBufferedPerPartition, c.MaxBufferedPerFlow = "bounded", 100, 100
+	})
 	// About 10 MB, in batches of 500 events: a fetch returns at most
 	// about 1 MiB of a partition (plus a first batch whole, however
 	// large), so pausing must keep most of it in Kafka. One produce call
