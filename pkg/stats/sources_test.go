@@ -265,10 +265,18 @@ func TestAggregatorIngest(t *testing.T) {
 func TestPublishSources(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
+	cfg := &kafka.Config{Brokers: kafkatest.Fake(t)}
+	cl, err := cfg.NewClient(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
 	topic := kafkatest.Topic(t)
 	spec := kafka.StatsTopicSpec()
 	spec.Name = topic
-	cfg, cl := fakeCluster(ctx, t, spec)
+	if err := cfg.EnsureTopics(ctx, cl, spec); err != nil {
+		t.Fatal(err)
+	}
 	log := zaptest.NewLogger(t)
 	agg, err := NewAggregator(cfg, log, Topic(topic))
 	if err != nil {

@@ -14,26 +14,18 @@ import (
 	"github.com/samsa-dev/samsa/pkg/kafkatest"
 )
 
-// fakeCluster is a kfake cluster with the topics of specs, and a client of
-// it closed when the test ends.
-func fakeCluster(ctx context.Context, t *testing.T, specs ...kafka.TopicSpec) (*kafka.Config, *kgo.Client) {
-	t.Helper()
+func TestRecorderToAggregator(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
 	cfg := &kafka.Config{Brokers: kafkatest.Fake(t)}
 	cl, err := cfg.NewClient(nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(cl.Close)
-	if err := cfg.EnsureTopics(ctx, cl, specs...); err != nil {
+	defer cl.Close()
+	if err := cfg.EnsureTopics(ctx, cl, kafka.StatsTopicSpec(), kafka.TopicSpec{Name: kafka.DeliveryTopic("orders"), Partitions: 3, Replication: -1}); err != nil {
 		t.Fatal(err)
 	}
-	return cfg, cl
-}
-
-func TestRecorderToAggregator(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	cfg, cl := fakeCluster(ctx, t, kafka.StatsTopicSpec(), kafka.TopicSpec{Name: kafka.DeliveryTopic("orders"), Partitions: 3, Replication: -1})
 
 	// Two transformer instances (one stopped earlier) and a deliverer. The
 	// deliverer's delivered and dead-lettered counts come from its
