@@ -45,7 +45,7 @@ bench-soak: deps ## make bench plus a 10-minute soak watching every service's me
 bench-micro: deps ## every go test -bench benchmark of the packages
 	scripts/with-kafka.sh $(GO) test -run '^$$' -bench . -benchmem ./...
 
-fuzz: ## run every fuzz target for FUZZTIME each (default 1m)
+fuzz: ## run every fuzz target for FUZZTIME each (default 1m; a count such as 10000x also works)
 	scripts/fuzz.sh $${FUZZTIME:-1m}
 
 tools: ## install the pinned code generators and linters into .cache/bin
