@@ -225,6 +225,14 @@ func (p *Pipeline) runSession(ctx context.Context) error {
 		kgo.OnPartitionsLost(p.onRevoked),
 		kgo.RecordPartitioner(outputPartitioner()),
 		kgo.FetchMaxWait(500*time.Millisecond),
+		// Send outputs while the batch is still being transformed, so
+		// that the broker appends them while the workers run and the
+		// flush before the commit waits for the tail only. franz-go's
+		// default 10 ms linger held them until batches filled or the
+		// flush: in make bench's transform stage the flush took 12-15 ms
+		// of a 10,000-record transaction instead of 7-9, and the stage
+		// ran at 106,000-135,000 events/s instead of 128,000-148,000.
+		kgo.ProducerLinger(0),
 	)
 	opts = append(opts, p.clientOpts...)
 	sess, err := kgo.NewGroupTransactSession(opts...)
