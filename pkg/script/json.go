@@ -113,13 +113,7 @@ func (d *jsonDecoder) quoteChar() string {
 	return strconv.QuoteRune(r)
 }
 
-func (d *jsonDecoder) skipWS() {
-	i, s := d.i, d.s
-	for i < len(s) && s[i] <= ' ' && (s[i] == ' ' || s[i] == '\t' || s[i] == '\n' || s[i] == '\r') {
-		i++
-	}
-	d.i = i
-}
+func (d *jsonDecoder) skipWS() { d.i = skipSpace(d.s, d.i) }
 
 func (d *jsonDecoder) value() (starlark.Value, error) {
 	d.skipWS()

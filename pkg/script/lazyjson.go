@@ -359,6 +359,8 @@ func (d *jsonScanner) skipArray() error {
 
 // ---- decoding a validated payload ----
 
+// skipSpace returns the position of the first byte at or after i that is
+// not JSON white space: one comparison per byte in the common case.
 func skipSpace(s string, i int) int {
 	for i < len(s) && s[i] <= ' ' && (s[i] == ' ' || s[i] == '\t' || s[i] == '\n' || s[i] == '\r') {
 		i++
